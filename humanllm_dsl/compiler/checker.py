@@ -1,0 +1,366 @@
+"""Semantic checks: syntax trees of all files -> a checked Library, plus every diagnostic."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from ..syntax import ast
+from ..syntax.diagnostics import Diagnostic, suggestion
+from ..syntax.span import Span
+from . import model as m
+
+CHECKLIST_RANGE = (12, 15)
+MIN_MANIFESTATIONS = 3
+MIN_SOURCES = 2
+MIN_CHARACTERS = 2
+MIN_TURNS = 2
+
+
+def where(span: Span | None) -> str:
+    return str(span) if span is not None else ""
+
+
+class Checker:
+    def __init__(self, modules: Iterable[ast.Module]):
+        self.modules = list(modules)
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- reporting
+    def error(self, span, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic.at(span, message, hint=hint))
+
+    def warning(self, span, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic.at(span, message, severity="warning", hint=hint))
+
+    def _items(self, kind):
+        for module in self.modules:
+            for item in module.items:
+                if isinstance(item, kind):
+                    yield item
+
+    def _unique(self, kind, label: str) -> dict[str, object]:
+        seen: dict[str, object] = {}
+        for item in self._items(kind):
+            first = seen.get(item.id.value)
+            if first is not None:
+                self.error(item.id.span, f"duplicate {label} `{item.id.value}`",
+                           f"it is already defined at {where(first.span)}; give one of them another id")
+            else:
+                seen[item.id.value] = item
+        return seen
+
+    # -- the run
+    def check(self) -> m.Library:
+        patterns = [self.pattern(p) for p in self._unique(ast.Pattern, "pattern").values()]
+        ids = {p.id: p for p in patterns}
+        exclusions = [e for e in (self.exclusion(x, ids) for x in self._items(ast.Exclusion)) if e]
+        interactions = self.interactions(ids, exclusions)
+        situations = [m.Situation(s.id.value, s.name.value, s.describe.text.value if s.describe else "")
+                      for s in self._unique(ast.Situation, "situation").values()]
+        domains = [m.Domain(d.id.value, d.name.value, d.describe.text.value if d.describe else "")
+                   for d in self._unique(ast.Domain, "domain").values()]
+        library = m.Library(tuple(patterns), tuple(interactions), tuple(exclusions),
+                            tuple(situations), tuple(domains), ())
+        datasets = [d for d in (self.dataset(x, library) for x in self._unique(ast.Dataset, "dataset").values()) if d]
+        defaults = [d for d in datasets if d.default]
+        for extra in defaults[1:]:
+            self.error_at(extra.where, f"more than one dataset is marked `default` (`{defaults[0].id}` and `{extra.id}`)",
+                          "keep `default` in one dataset")
+        self.library_warnings(patterns)
+        return m.Library(tuple(patterns), tuple(interactions), tuple(exclusions),
+                         tuple(situations), tuple(domains), tuple(datasets))
+
+    def error_at(self, where_: str, message: str, hint: str | None = None) -> None:
+        file, line, column = where_.rsplit(":", 2)
+        self.diagnostics.append(Diagnostic(file, int(line), int(column), message, "error", hint))
+
+    # -- patterns
+    def _single(self, fields, kind, what: str, pattern_id: str):
+        found = [f for f in fields if isinstance(f, kind)]
+        for extra in found[1:]:
+            self.error(extra.span, f"pattern `{pattern_id}` has more than one `{what}`",
+                       f"the first is at {where(found[0].span)}; keep one")
+        return found[0] if found else None
+
+    def pattern(self, node: ast.Pattern) -> m.Pattern:
+        pid, fields = node.id.value, node.fields
+        family = self._single(fields, ast.Family, "family", pid)
+        dimension = self._single(fields, ast.Dimension, "dimension", pid)
+        pole = self._single(fields, ast.Pole, "pole", pid)
+        definition = self._single(fields, ast.Definition, "definition", pid)
+        fam = family.value.value if family else None
+        if family is None:
+            self.error(node.id.span, f"pattern `{pid}` has no `family`",
+                       "add `family social_cognitive` or `family trait`")
+        elif fam not in m.FAMILIES:
+            self.error(family.value.span, f"unknown family `{fam}`{suggestion(fam, m.FAMILIES)}",
+                       "a family is `social_cognitive` or `trait`")
+            fam = None
+        dim = dimension.value.value if dimension else None
+        pol = pole.value.value if pole else None
+        if fam == "trait":
+            if dimension is None:
+                self.error(node.id.span, f"trait `{pid}` has no `dimension`",
+                           "add one of: " + ", ".join(m.DIMENSIONS))
+            elif dim not in m.DIMENSIONS:
+                self.error(dimension.value.span, f"unknown Big Five dimension `{dim}`{suggestion(dim, m.DIMENSIONS)}",
+                           "a dimension is one of: " + ", ".join(m.DIMENSIONS))
+            if pole is None:
+                self.error(node.id.span, f"trait `{pid}` has no `pole`", "add `pole positive` or `pole negative`")
+            elif pol not in m.POLES:
+                self.error(pole.value.span, f"unknown pole `{pol}`{suggestion(pol, m.POLES)}",
+                           "a pole is `positive` or `negative`")
+        elif fam == "social_cognitive":
+            for f in (dimension, pole):
+                if f is not None:
+                    self.error(f.span, f"`{type(f).__name__.lower()}` is only for traits; `{pid}` is social_cognitive",
+                               "remove it, or change the family to `trait`")
+            dim = pol = None
+        if definition is None:
+            self.error(node.id.span, f"pattern `{pid}` has no `definition`", 'add `definition """..."""`')
+        mechanisms = []
+        kinds = m.MECHANISM_KINDS.get(fam or "", sorted({k for ks in m.MECHANISM_KINDS.values() for k in ks}))
+        for f in fields:
+            if isinstance(f, ast.Mechanism):
+                if f.kind.value not in kinds:
+                    self.error(f.kind.span, f"unknown mechanism kind `{f.kind.value}`{suggestion(f.kind.value, kinds)}",
+                               "for this family a mechanism is one of: " + ", ".join(kinds))
+                mechanisms.append(m.Mechanism(f.kind.value, f.text.value))
+        checklist = [item for f in fields if isinstance(f, ast.Checklist) for item in f.items]
+        seen: dict[str, ast.Str] = {}
+        for item in checklist:
+            key = _norm(item.value)
+            if not key:
+                self.error(item.span, "empty checklist item", "write the question or remove the line")
+            elif key in seen:
+                self.error(item.span, f"checklist item repeated in `{pid}`", f"the same item is at {where(seen[key].span)}")
+            else:
+                seen[key] = item
+        if not checklist:
+            self.error(node.id.span, f"pattern `{pid}` has no checklist items",
+                       "add `checklist { \"Does the character ...?\" }` (the method uses 12-15 items)")
+        elif not CHECKLIST_RANGE[0] <= len(checklist) <= CHECKLIST_RANGE[1]:
+            self.warning(node.id.span, f"pattern `{pid}` has {len(checklist)} checklist items",
+                         f"the method uses {CHECKLIST_RANGE[0]}-{CHECKLIST_RANGE[1]} items per pattern")
+        name_words = _name_regex(node.name.value)
+        for item in checklist:
+            if name_words and name_words.search(item.value):
+                self.warning(item.span, f"checklist item names its own pattern (`{node.name.value}`)",
+                             "describe the behaviour; a judge must not be told the pattern's name")
+        manifestations = [f.text.value for f in fields if isinstance(f, ast.Manifestation)]
+        if len(manifestations) < MIN_MANIFESTATIONS:
+            self.warning(node.id.span, f"pattern `{pid}` has {len(manifestations)} manifestations",
+                         f"give at least {MIN_MANIFESTATIONS} real-world examples")
+        sources = [m.Source(f.authors.value, f.year, f.title.value, f.venue.value)
+                   for f in fields if isinstance(f, ast.Source)]
+        if len(sources) < MIN_SOURCES:
+            self.warning(node.id.span, f"pattern `{pid}` has {len(sources)} sources",
+                         f"cite at least {MIN_SOURCES} works that support it")
+        tags = tuple(t.value for f in fields if isinstance(f, ast.Tags) for t in f.values)
+        return m.Pattern(pid, node.name.value, fam or "", dim, pol,
+                         definition.text.value if definition else "", tuple(mechanisms),
+                         tuple(manifestations), tuple(i.value for i in checklist), tuple(sources), tags,
+                         where=where(node.id.span))
+
+    def library_warnings(self, patterns: list[m.Pattern]) -> None:
+        owners: dict[str, str] = {}
+        for p in patterns:
+            for item in p.checklist:
+                key = _norm(item)
+                if key in owners and owners[key] != p.id:
+                    self.error_at(p.where, f"checklist item of `{p.id}` repeats one of `{owners[key]}`: \"{item}\"",
+                                  "make each pattern's items specific to it")
+                owners.setdefault(key, p.id)
+
+    # -- references
+    def resolve(self, names: Iterable[ast.Name], ids: dict) -> list[str] | None:
+        """The ids, or None after reporting each unknown one."""
+        ok = True
+        for n in names:
+            if n.value not in ids:
+                ok = False
+                self.error(n.span, f"unknown pattern `{n.value}`{suggestion(n.value, ids)}",
+                           "interactions and exclusions name patterns by id (the word after `pattern`)")
+        return [n.value for n in names] if ok else None
+
+    def _distinct(self, names: list[str], span, what: str) -> bool:
+        repeated = [k for k, v in Counter(names).items() if v > 1]
+        if repeated:
+            self.error(span, f"`{repeated[0]}` appears twice in one {what}")
+            return False
+        if len(names) < 2:
+            self.error(span, f"an {what} needs at least two patterns")
+            return False
+        return True
+
+    def exclusion(self, node: ast.Exclusion, ids) -> m.Exclusion | None:
+        names = self.resolve(node.patterns, ids)
+        if names is None or not self._distinct(names, node.span, "exclusion"):
+            return None
+        return m.Exclusion(tuple(names), node.because.text.value if node.because else "", where(node.span))
+
+    def interactions(self, ids, exclusions: list[m.Exclusion]) -> list[m.Interaction]:
+        excluded = {frozenset(p) for e in exclusions for p in itertools.combinations(e.patterns, 2)}
+        pair_types: dict[frozenset, tuple[str, ast.Interaction]] = {}
+        result = []
+        for node in self._items(ast.Interaction):
+            kind = node.type.value
+            if kind not in m.INTERACTION_TYPES:
+                self.error(node.type.span, f"unknown interaction type `{kind}`{suggestion(kind, m.INTERACTION_TYPES)}",
+                           "an interaction is `reinforce`, `conflict` or `modulate`")
+                continue
+            sources = self.resolve(node.patterns, ids)
+            targets = self.resolve(node.targets, ids) if node.targets is not None else []
+            if sources is None or targets is None:
+                continue
+            names = sources + targets
+            if not self._distinct(names, node.span, "interaction"):
+                continue
+            if kind == "modulate" and node.targets is None:
+                self.error(node.type.span, "`modulate` is directed: say which pattern shapes which",
+                           "write `interaction shaper -> shaped: modulate { ... }`")
+                continue
+            if kind != "modulate" and node.targets is not None:
+                self.error(node.span, f"only `modulate` takes a direction (`->`); `{kind}` is mutual",
+                           f"write `interaction {', '.join(names)}: {kind}`")
+                continue
+            if node.because is None:
+                self.warning(node.span, "interaction has no `because`", 'add `because "..."`: why the patterns interact')
+            if node.expect is None:
+                self.warning(node.span, "interaction has no `expect`", 'add `expect "..."`: what the joint behaviour looks like')
+            dims = Counter(ids[n].dimension for n in names if ids[n].is_trait)
+            same = [d for d, c in dims.items() if c > 1]
+            if same:
+                self.warning(node.span, f"this interaction joins two `{same[0]}` traits, which never share a scenario",
+                             "a scenario holds at most one trait per Big Five dimension")
+            for a, b in itertools.combinations(names, 2):
+                pair = frozenset((a, b))
+                if pair in excluded:
+                    self.error(node.span, f"`{a}` and `{b}` interact here but are excluded from sharing a scenario",
+                               "remove the interaction or the `exclude`")
+                    continue
+                previous = pair_types.get(pair)
+                if previous is None:
+                    pair_types[pair] = (kind, node)
+                elif {previous[0], kind} == {"reinforce", "conflict"}:
+                    self.error(node.span, f"`{a}` and `{b}` are declared both to reinforce and to conflict",
+                               f"the other declaration is at {where(previous[1].span)}; keep one")
+                elif previous[0] == kind:
+                    self.warning(node.span, f"`{a}` and `{b}` already have a `{kind}` interaction",
+                                 f"at {where(previous[1].span)}")
+            direction = m.Direction(tuple(sources), tuple(targets)) if kind == "modulate" else None
+            result.append(m.Interaction(tuple(names), kind, direction,
+                                        node.because.text.value if node.because else "",
+                                        node.expect.text.value if node.expect else "", where(node.span)))
+        return result
+
+    # -- datasets
+    def dataset(self, node: ast.Dataset, lib: m.Library) -> m.Dataset | None:
+        errors_before = len(self.errors())
+        did = node.id.value
+        single: dict[str, object] = {}
+
+        def once(key: str, f) -> None:
+            if key in single:
+                self.error(f.span, f"dataset `{did}` sets `{key}` twice", f"the first is at {where(single[key].span)}")
+            single[key] = f
+
+        holds, evals = None, {}
+        for f in node.fields:
+            key = {ast.Range: lambda: f.kind, ast.Include: lambda: f"include {f.kind}"}.get(type(f), lambda: type(f).__name__.lower())()
+            once(key, f)
+            if isinstance(f, ast.Split):
+                for g in f.fields:
+                    if isinstance(g, ast.HoldOut):
+                        if holds is not None:
+                            self.error(g.span, "`hold_out` is set twice")
+                        holds = g
+                    else:
+                        if g.kind in evals:
+                            self.error(g.span, f"`{g.kind}` is set twice")
+                        evals[g.kind] = g
+        if "scenarios" not in single:
+            self.error(node.id.span, f"dataset `{did}` has no `scenarios` count", "add `scenarios N`")
+            return None
+        scenarios = single["scenarios"].count
+        if scenarios < 1:
+            self.error(single["scenarios"].span, "a dataset needs at least one scenario")
+        ranges = {"patterns": (2, 5), "characters": (2, 6), "turns": (12, 20)}
+        minimum = {"patterns": 1, "characters": MIN_CHARACTERS, "turns": MIN_TURNS}
+        for kind in ranges:
+            r = single.get(kind)
+            if r is None:
+                continue
+            if r.low > r.high:
+                self.error(r.span, f"`{kind} {r.low}..{r.high}`: the low end is above the high end",
+                           f"write `{kind} {r.high}..{r.low}`")
+            elif r.low < minimum[kind]:
+                self.error(r.span, f"`{kind}` must start at {minimum[kind]} or more",
+                           {"patterns": "a scenario acts out at least one pattern",
+                            "characters": "a conversation needs at least two characters",
+                            "turns": "a supporting character opens and the protagonist closes"}[kind])
+            ranges[kind] = (r.low, r.high)
+
+        def names_of(kind: str, known: dict, label: str):
+            inc = single.get(f"include {kind}")
+            if inc is None or inc.names is None:
+                return None
+            for n in inc.names:
+                if n.value not in known:
+                    self.error(n.span, f"unknown {label} `{n.value}`{suggestion(n.value, known)}")
+            return tuple(n.value for n in inc.names)
+
+        include_patterns = names_of("patterns", lib.by_id, "pattern")
+        include_situations = names_of("situations", {s.id: s for s in lib.situations}, "situation")
+        include_domains = names_of("domains", {d.id: d for d in lib.domains}, "domain")
+        quotas: dict[str, int] = {}
+        if holds is not None:
+            for q in holds.quotas or ():
+                if q.family.value not in m.FAMILIES:
+                    self.error(q.family.span, f"unknown family `{q.family.value}`{suggestion(q.family.value, m.FAMILIES)}")
+                elif q.family.value in quotas:
+                    self.error(q.span, f"quota for `{q.family.value}` is set twice")
+                else:
+                    quotas[q.family.value] = q.count
+            if holds.quotas and sum(quotas.values()) != holds.count:
+                self.error(holds.span, f"`hold_out {holds.count}` but the quotas add up to {sum(quotas.values())}",
+                           "make the family quotas sum to the hold-out count")
+        dataset = m.Dataset(
+            did, scenarios, ranges["patterns"], ranges["characters"], ranges["turns"],
+            single["seed"].value if "seed" in single else 0, "default" in single,
+            single["describe"].text.value if "describe" in single else "",
+            include_patterns, include_situations, include_domains,
+            m.HoldOut(holds.count if holds else 0, quotas),
+            evals["id_eval"].count if "id_eval" in evals else 0,
+            evals["ood_eval"].count if "ood_eval" in evals else 0,
+            where=where(node.id.span))
+        if len(self.errors()) > errors_before:
+            return dataset
+        from .satisfy import unsatisfiable  # the feasibility rules live with the plan's rules
+
+        for problem in unsatisfiable(dataset, lib):
+            anchor = {"hold_out": holds, "patterns": single.get("patterns"), "id_eval": evals.get("id_eval"),
+                      "ood_eval": evals.get("ood_eval")}.get(problem.field) or node.id
+            self.error(anchor.span, f"dataset `{did}` cannot be satisfied: {problem.message}", problem.hint)
+        return dataset
+
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def _name_regex(name: str):
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if len(w) > 2 and w not in _STOP]
+    if not words:
+        return None
+    # the whole name, as words, anywhere in the item
+    return re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.I)
+
+
+_STOP = {"the", "and", "of", "effect", "bias", "theory", "principle", "law"}

@@ -1,0 +1,180 @@
+"""Paths -> files -> syntax trees -> a checked Library.
+
+A folder given on the command line is a spec root: every `*.hpat` below it is loaded. A file
+given alone has its own folder as root. `use "x.hpat"` is resolved against the using file's
+folder and must stay inside the root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import attrs
+
+from ..syntax import ast
+from ..syntax.diagnostics import Diagnostic, HpatError
+from ..syntax.parser import parse_text
+from ..syntax.source import decode
+from .checker import Checker
+from .model import Library
+
+SUFFIX = ".hpat"
+
+
+class UsageError(Exception):
+    """A problem with how the tool was called (missing path, no spec files): exit code 2."""
+
+
+@attrs.frozen
+class LoadResult:
+    library: Library | None
+    diagnostics: list[Diagnostic]
+    files: tuple[Path, ...]
+    modules: tuple[ast.Module, ...] = ()
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+
+def display(path: Path) -> str:
+    """A path as shown in messages: relative to the working folder where possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def spec_files(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
+    """(file, root) for every spec file named by `paths`, in a stable order."""
+    found: list[tuple[Path, Path]] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise UsageError(f"{raw}: no such file or folder")
+        if path.is_dir():
+            files = sorted(f for f in path.rglob(f"*{SUFFIX}")
+                           if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts))
+            if not files:
+                raise UsageError(f"{raw}: no {SUFFIX} files in this folder")
+            found.extend((f, path) for f in files)
+        else:
+            found.append((path, path.parent))
+    return found
+
+
+def parse_files(paths: Sequence[str | Path]):
+    """Parse every file (and what they `use`). Returns modules, diagnostics, files."""
+    diagnostics: list[Diagnostic] = []
+    modules: dict[Path, ast.Module] = {}
+    uses: dict[Path, list[tuple[Path, ast.Use]]] = {}
+    queue = [(f.resolve(), root.resolve(), f) for f, root in spec_files(paths)]
+    while queue:
+        real, root, shown = queue.pop(0)
+        if real in modules or real in uses:
+            continue
+        name = display(shown)
+        try:
+            data = real.read_bytes()
+        except OSError as exc:
+            diagnostics.append(Diagnostic(name, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
+            uses[real] = []
+            continue
+        text, problems = decode(data, name)
+        diagnostics.extend(problems)
+        uses[real] = []
+        if text is None:
+            continue
+        try:
+            module = parse_text(text, name)
+        except HpatError as exc:
+            lines = text.split("\n")
+            diagnostics.extend(_with_line(d, lines) for d in exc.diagnostics)
+            continue
+        modules[real] = module
+        for use in (i for i in module.items if isinstance(i, ast.Use)):
+            target = _resolve_use(use, real, root, diagnostics)
+            if target is not None:
+                uses[real].append((target, use))
+                queue.append((target, root, target))
+    diagnostics.extend(_cycles(uses))
+    return list(modules.values()), diagnostics, tuple(modules)
+
+
+def _resolve_use(use: ast.Use, file: Path, root: Path, diagnostics: list[Diagnostic]) -> Path | None:
+    raw = use.path.value
+    target = (file.parent / raw).resolve()
+    if Path(raw).is_absolute() or not target.is_relative_to(root):
+        diagnostics.append(Diagnostic.at(use.path.span, f"`use \"{raw}\"` points outside the spec root",
+                                         hint=f"spec files may only use files inside {display(root)}"))
+        return None
+    if not target.is_file():
+        diagnostics.append(Diagnostic.at(use.path.span, f"`use \"{raw}\"`: no such file",
+                                         hint="the path is relative to the folder of this file"))
+        return None
+    return target
+
+
+def _cycles(uses: dict[Path, list[tuple[Path, ast.Use]]]) -> list[Diagnostic]:
+    """One error per import cycle, at the `use` that closes it."""
+    found, state = [], {}
+
+    def visit(node: Path, trail: list[Path]) -> None:
+        state[node] = "open"
+        for target, use in uses.get(node, []):
+            if state.get(target) == "open":
+                cycle = trail[trail.index(target):] + [target]
+                found.append(Diagnostic.at(use.span, "import cycle: " + " -> ".join(display(p) for p in cycle),
+                                           hint="remove one of these `use` lines"))
+            elif target not in state:
+                visit(target, trail + [target])
+        state[node] = "done"
+
+    for start in uses:
+        if start not in state:
+            visit(start, [start])
+    return found
+
+
+def _with_line(diag: Diagnostic, lines: list[str]) -> Diagnostic:
+    if diag.source_line is None and 0 < diag.line <= len(lines):
+        return attrs.evolve(diag, source_line=lines[diag.line - 1])
+    return diag
+
+
+def check_paths(paths: Sequence[str | Path]) -> LoadResult:
+    """Parse and check; never raises for spec problems (they are in `diagnostics`)."""
+    modules, diagnostics, files = parse_files(paths)
+    library = None
+    if not any(d.severity == "error" for d in diagnostics):
+        checker = Checker(modules)
+        library = checker.check()
+        diagnostics.extend(checker.diagnostics)
+    diagnostics = _attach_lines(diagnostics, modules, files)
+    diagnostics.sort(key=lambda d: d.sort_key)
+    if any(d.severity == "error" for d in diagnostics):
+        library = None
+    return LoadResult(library, diagnostics, files, tuple(modules))
+
+
+def _attach_lines(diagnostics: list[Diagnostic], modules: Iterable[ast.Module], files) -> list[Diagnostic]:
+    texts: dict[str, list[str]] = {}
+    for path in files:
+        try:
+            texts[display(path)] = path.read_text("utf-8-sig").replace("\r\n", "\n").split("\n")
+        except (OSError, UnicodeDecodeError):
+            continue
+    return [_with_line(d, texts[d.file]) if d.file in texts else d for d in diagnostics]
+
+
+def load(*paths: str | Path) -> Library:
+    """Load and check spec files or folders; raise HpatError with every error if any."""
+    result = check_paths(paths)
+    if result.library is None:
+        raise HpatError(result.errors)
+    return result.library

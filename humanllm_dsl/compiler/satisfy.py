@@ -1,0 +1,70 @@
+"""Can a dataset be built from a library? The rules the scenario plan relies on, stated once."""
+
+from __future__ import annotations
+
+import attrs
+
+from . import model as m
+
+
+@attrs.frozen
+class Problem:
+    field: str  # the dataset field to point at
+    message: str
+    hint: str | None = None
+
+
+def pool(dataset: m.Dataset, lib: m.Library) -> list[m.Pattern]:
+    """The patterns a dataset draws from, in library order."""
+    if dataset.include_patterns is None:
+        return list(lib.patterns)
+    chosen = set(dataset.include_patterns)
+    return [p for p in lib.patterns if p.id in chosen]
+
+
+def largest_bundle(patterns: list[m.Pattern]) -> int:
+    """At most one trait per Big Five dimension can share a scenario."""
+    social = sum(not p.is_trait for p in patterns)
+    return social + len({p.dimension for p in patterns if p.is_trait})
+
+
+def unsatisfiable(dataset: m.Dataset, lib: m.Library) -> list[Problem]:
+    problems: list[Problem] = []
+    patterns = pool(dataset, lib)
+    low = dataset.patterns[0]
+    if largest_bundle(patterns) < low:
+        problems.append(Problem("patterns", f"a scenario needs at least {low} patterns but at most "
+                                f"{largest_bundle(patterns)} can be combined from the {len(patterns)} available",
+                                "lower the `patterns` range or include more patterns (at most one trait per Big Five dimension)"))
+    hold = dataset.hold_out
+    if hold.count:
+        social = [p for p in patterns if not p.is_trait]
+        dims = {p.dimension for p in patterns if p.is_trait}
+        want_social = hold.quotas.get("social_cognitive", 0)
+        want_trait = hold.quotas.get("trait", 0)
+        if want_social > len(social):
+            problems.append(Problem("hold_out", f"it holds out {want_social} social-cognitive patterns but only "
+                                    f"{len(social)} are available"))
+        if want_trait > len(dims):
+            problems.append(Problem("hold_out", f"held-out traits come from different Big Five dimensions, "
+                                    f"but only {len(dims)} dimensions are available for {want_trait} traits"))
+        if hold.count >= len(patterns):
+            problems.append(Problem("hold_out", f"holding out {hold.count} of {len(patterns)} patterns leaves "
+                                    "nothing to train on", "hold out fewer patterns"))
+        elif largest_bundle(patterns) - min(want_social, len(social)) < low:
+            problems.append(Problem("hold_out", "the patterns left after the hold-out cannot fill a scenario of "
+                                    f"{low} patterns"))
+        if dataset.ood_eval and hold.count < low:
+            problems.append(Problem("ood_eval", f"out-of-domain scenarios use only held-out patterns, but "
+                                    f"{hold.count} held out cannot fill a scenario of {low}",
+                                    "hold out more patterns or lower the `patterns` range"))
+    elif dataset.ood_eval:
+        problems.append(Problem("ood_eval", "`ood_eval` needs held-out patterns", "add `hold_out N` to the split"))
+    if dataset.id_eval + dataset.ood_eval > dataset.scenarios:
+        problems.append(Problem("id_eval", f"{dataset.id_eval} + {dataset.ood_eval} evaluation scenarios do not fit in "
+                                f"{dataset.scenarios}"))
+    if not (dataset.include_situations or lib.situations):
+        problems.append(Problem("scenarios", "the specs declare no `situation`", "declare at least one situation"))
+    if not (dataset.include_domains or lib.domains):
+        problems.append(Problem("scenarios", "the specs declare no `domain`", "declare at least one domain"))
+    return problems
