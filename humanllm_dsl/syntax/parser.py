@@ -348,6 +348,17 @@ def _word_at(text: str, pos: int) -> str:
     return m.group(0) if m else ""
 
 
+def _accepted(exc: UnexpectedInput, fallback) -> set[str]:
+    """The terminals the parser can really take at the error. Lark's own `expected` is the
+    lookahead of a merged LALR state, which lists words that cannot follow here."""
+    interactive = getattr(exc, "interactive_parser", None)
+    if interactive is not None:
+        accepted = interactive.accepts()
+        if accepted:
+            return accepted
+    return set(fallback or ())
+
+
 def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
     """Turn a Lark error into a diagnostic in plain words."""
     lines = text.split("\n")
@@ -365,8 +376,12 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
         return Diagnostic(filename, line, column, message, "error", hint, source_line)
 
     if isinstance(exc, UnexpectedCharacters):
-        expected = exc.allowed or set()
+        expected = _accepted(exc, exc.allowed)
         ch = text[pos] if pos < len(text) else ""
+        if ch == '"' and text[pos - 2:pos + 1] == '"""':  # the lexer took `""` as an empty string
+            column -= 2
+            return diag('unterminated multi-line string: this """ is never closed',
+                        'end the text with """ (on a line of its own, or after the last word)')
         if ch == '"':
             return diag("unterminated string: this string is not closed on its line",
                         'close it with " on the same line, or use """...""" for text over several lines')
@@ -383,7 +398,7 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
         shown = repr(ch)[1:-1] if ch else "end of file"
         return diag(f"unexpected character `{shown}`", describe_expected(expected))
 
-    expected = set(getattr(exc, "expected", None) or ())
+    expected = _accepted(exc, getattr(exc, "expected", None))
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         block = _open_block(text, len(text))
         if block and "RBRACE" in expected:

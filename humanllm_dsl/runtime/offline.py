@@ -1,0 +1,244 @@
+"""The offline engine: the embedded default LM.
+
+It answers every program of `humanllm_dsl.compiler.programs` deterministically from the seed and
+the request (which carries the slot's own patterns, names and situation), and builds its answers
+from the spec's content: thoughts follow the character's checklist items, the design analysis
+quotes the declared interactions, and so on. It speaks the ChatAdapter's `[[ ## field ## ]]`
+format, so its answers pass through the same DSPy adapters and validators as a real LM's.
+Everything it writes is placeholder data for running and testing the pipeline, labelled
+`offline` in the manifest and the dataset card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+
+from dspy.lm15 import Message, Response, TextPart, Usage
+
+MODEL = "humanllm/offline"
+_OUTPUTS = re.compile(r"Your output fields are:\n(.*?)\n(?:All interactions|\Z)", re.S)
+_FIELD = re.compile(r"^\d+\. `(\w+)`", re.M)
+_SECTION = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nRespond with|\Z)", re.S)
+
+ACTIONS = [
+    "leans forward", "folds arms", "glances at the door", "taps the table", "lets out a slow breath",
+    "raises an eyebrow", "nods slowly", "shifts in the seat", "looks down at the notes", "smiles briefly",
+    "rubs the back of the neck", "crosses the room", "sets the cup down", "frowns", "tilts the head",
+]
+FACTORS = [
+    "a tight deadline is added", "an outsider is now watching", "the stakes are doubled",
+    "the meeting moves to a public place", "one character has new information", "the characters are now strangers",
+    "a trusted third party vouches for one side", "the conversation happens late at night",
+]
+
+
+def _text(content) -> str:
+    if content is None:
+        return ""
+    return content if isinstance(content, str) else "".join(getattr(p, "text", "") or "" for p in content)
+
+
+def _phrase(item: str) -> str:
+    """'Does the character ask X?' -> 'ask X'."""
+    text = re.sub(r"^\s*(Does|Do|Is|Has)\s+the\s+character('s)?\s+", "", item.strip(), flags=re.I)
+    return text.rstrip("?. ").strip()
+
+
+class OfflineEngine:
+    """A dspy engine: `dspy.LM("humanllm/offline", engine=OfflineEngine(seed))`."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def dump_state(self) -> dict:
+        return {"seed": self.seed}
+
+    @classmethod
+    def load_state(cls, state: dict) -> "OfflineEngine":
+        return cls(state.get("seed", 0))
+
+    def complete(self, request) -> Response:
+        system = _text(request.system)
+        user = "\n\n".join(_text(getattr(msg, "text", None) or msg.parts) for msg in request.messages if msg.role == "user")
+        fields = _FIELD.findall(_OUTPUTS.search(system).group(1)) if _OUTPUTS.search(system) else []
+        inputs = {k: v.strip() for k, v in _SECTION.findall(user)}
+        digest = hashlib.sha256(f"{self.seed}\n{system}\n{user}".encode("utf-8")).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        generate = GENERATORS.get(frozenset(fields))
+        if generate is None:
+            raise ValueError(f"the offline engine has no answer for a program with outputs {sorted(fields)}")
+        values = generate(inputs, rng)
+        body = "\n\n".join(f"[[ ## {k} ## ]]\n{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+                           for k, v in values.items()) + "\n\n[[ ## completed ## ]]"
+        with self._lock:
+            self.calls += 1
+        prompt_tokens = (len(system) + len(user)) // 4
+        out_tokens = len(body) // 4
+        return Response(id=None, model=MODEL, message=Message.assistant([TextPart(body)]), finish_reason="stop",
+                        usage=Usage(input_tokens=prompt_tokens, output_tokens=out_tokens,
+                                    total_tokens=prompt_tokens + out_tokens))
+
+    def stream(self, request):
+        from dspy.lm15 import response_to_events
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncOfflineEngine:
+    def __init__(self, sync: OfflineEngine):
+        self.sync = sync
+
+    async def complete(self, request) -> Response:
+        return self.sync.complete(request)
+
+    async def stream(self, request):
+        for event in self.sync.stream(request):
+            yield event
+
+    async def aclose(self) -> None:
+        pass
+
+
+def offline_lm(seed: int = 0):
+    import dspy
+
+    engine = OfflineEngine(seed)
+    return dspy.LM(MODEL, engine=engine, async_engine=AsyncOfflineEngine(engine), cache=False)
+
+
+# ---- answers ----------------------------------------------------------------------------
+def _json(inputs: dict, key: str, default=None):
+    try:
+        return json.loads(inputs.get(key, ""))
+    except json.JSONDecodeError:
+        return default
+
+
+def _scenario(inputs: dict, rng: random.Random) -> dict:
+    patterns = _json(inputs, "patterns", [])
+    interactions = _json(inputs, "interactions", [])
+    names = _json(inputs, "candidate_names", [])
+    count = int(inputs.get("character_count", "2") or 2)
+    names = names[:count]
+    protagonist = rng.choice(names)
+    others = [n for n in names if n != protagonist]
+    order = [protagonist] + others
+    char2pattern: dict[str, list[str]] = {n: [] for n in names}
+    for i, p in enumerate(patterns):
+        char2pattern[order[i % len(order)] if i else protagonist].append(p["id"])
+    char2pattern = {k: v for k, v in char2pattern.items() if v}
+    situation = inputs.get("situation", "")
+    domain = inputs.get("domain", "")
+    lines = [f"The scenario combines {', '.join(p['name'] for p in patterns)} in a {situation.split(':')[0]} "
+             f"situation ({domain})."]
+    for it in interactions:
+        lines.append(f"{' and '.join(it['patterns'])} {it['type']}: {it.get('because', '')} "
+                     f"Expected: {it.get('expect', '')}")
+    for name, ids in char2pattern.items():
+        lines.append(f"{name} carries {', '.join(ids)}.")
+    by_id = {p["id"]: p for p in patterns}
+    characters = []
+    for name in names:
+        own = [by_id[i] for i in char2pattern.get(name, [])]
+        examples = [rng.choice(p["manifestations"]) for p in own if p.get("manifestations")]
+        habits = " ".join(f"Once, {e[0].lower()}{e[1:]}" for e in examples)
+        characters.append({
+            "name": name,
+            "about_self": f"{name} is {rng.randint(19, 71)} and {'the person at the centre of events' if name == protagonist else 'closely involved'}. {habits}".strip(),
+            "about_others": {o: f"{name} sees {o} as {rng.choice(['reliable', 'hard to read', 'a rival', 'an old friend', 'well-meaning but pushy', 'someone to impress'])}."
+                             for o in names if o != name},
+        })
+    background = (f"{situation} {domain}. It is {rng.choice(['early morning', 'a rainy afternoon', 'late evening', 'a busy weekday'])} "
+                  f"and {', '.join(names[:-1])} and {names[-1]} have to settle something that matters to all of them.")
+    return {"design_analysis": "\n".join(lines), "background": background, "characters": characters,
+            "protagonist": protagonist, "char2pattern": char2pattern}
+
+
+def _conversation(inputs: dict, rng: random.Random) -> dict:
+    scenario = _json(inputs, "scenario", {})
+    names = [c["name"] for c in scenario.get("characters", [])]
+    protagonist = scenario.get("protagonist", names[0] if names else "")
+    low, high = int(inputs.get("min_turns", 12)), int(inputs.get("max_turns", 20))
+    n = rng.randint(low, high)
+    if len(names) == 2 and n % 2:  # two speakers alternate: opening with the other one, n is even
+        n = n + 1 if n < high else n - 1
+    supporting = [x for x in names if x != protagonist] or names
+    speakers = [rng.choice(supporting)]
+    for i in range(1, n - 1):
+        options = [x for x in names if x != speakers[-1] and (i < n - 2 or x != protagonist)]
+        speakers.append(rng.choice(options or supporting))
+    speakers.append(protagonist)
+    items = {p["id"]: p.get("checklist", []) for p in scenario.get("patterns", [])}
+    c2p = scenario.get("char2pattern", {})
+    turns = []
+    for i, who in enumerate(speakers):
+        own = [item for pid in c2p.get(who, []) for item in items.get(pid, [])]
+        other = speakers[i - 1] if i else rng.choice([x for x in names if x != who] or [who])
+        thought = f"I want to {_phrase(rng.choice(own))}." if own else f"Let me see where {other} is going with this."
+        speech = rng.choice([
+            f"{other}, I hear you, but I see this differently.", f"Let's be honest about what is at stake here, {other}.",
+            "I need a moment to think about that.", f"That is not how I remember it, {other}.",
+            "Fine. Then tell me what you would do instead.", f"I am not leaving until we sort this out, {other}.",
+        ])
+        turns.append({"char": who, "content": f"[{thought}] ({rng.choice(ACTIONS)}) {speech}"})
+    return {"turns": turns}
+
+
+def _checklist_for(scenario: dict, rng: random.Random, prefix: str = "") -> dict[str, list[str]]:
+    items = {p["id"]: p.get("checklist", []) for p in scenario.get("patterns", [])}
+    result = {}
+    for who, ids in scenario.get("char2pattern", {}).items():
+        pool = [item for pid in ids for item in items.get(pid, [])]
+        chosen = rng.sample(pool, min(len(pool), rng.randint(2, 4)))
+        while len(chosen) < 2:
+            chosen.append(pool[0] if pool else "show the pattern")
+        result[who] = [f"{prefix}Does {who} {_phrase(item)} in this scene?" for item in chosen]
+    return result
+
+
+def _checklist(inputs: dict, rng: random.Random) -> dict:
+    return {"checklist": _checklist_for(_json(inputs, "scenario", {}), rng)}
+
+
+def _variation(inputs: dict, rng: random.Random) -> dict:
+    scenario = _json(inputs, "scenario", {})
+    factors = rng.sample(FACTORS, rng.randint(1, 3))
+    return {"changed_factors": factors,
+            "analysis": "With " + "; ".join(factors) + ", each character's patterns show more sharply under the new pressure.",
+            "varied_background": f"{scenario.get('background', '')} This time, {'; '.join(factors)}.",
+            "varied_checklist": _checklist_for(scenario, rng, prefix="Now that things have changed: ")}
+
+
+def _judge(inputs: dict, rng: random.Random) -> dict:
+    items = _json(inputs, "items", [])
+    transcript = inputs.get("transcript", "").lower()
+    verdicts = []
+    for i, item in enumerate(items, 1):
+        words = [w for w in re.findall(r"[a-z]{5,}", _phrase(item).lower())]
+        hits = [w for w in words if w in transcript]
+        score = 1 if words and len(hits) >= max(1, len(words) // 2) else 0
+        verdicts.append({"item": i, "score": score, "evidence": " ".join(hits[:5])})
+    return {"verdicts": verdicts}
+
+
+def _holistic(inputs: dict, rng: random.Random) -> dict:
+    return {"anthropomorphism": rng.randint(40, 80), "fidelity": rng.randint(40, 80),
+            "rationale": "Offline placeholder rating."}
+
+
+GENERATORS = {
+    frozenset({"design_analysis", "background", "characters", "protagonist", "char2pattern"}): _scenario,
+    frozenset({"turns"}): _conversation,
+    frozenset({"checklist"}): _checklist,
+    frozenset({"changed_factors", "analysis", "varied_background", "varied_checklist"}): _variation,
+    frozenset({"verdicts"}): _judge,
+    frozenset({"anthropomorphism", "fidelity", "rationale"}): _holistic,
+}
