@@ -325,7 +325,8 @@ class Checker:
                     self.error(q.span, f"quota for `{q.family.value}` is set twice")
                 else:
                     quotas[q.family.value] = q.count
-            if holds.quotas and sum(quotas.values()) != holds.count:
+            # the sum is only meaningful once every quota was accepted (no cascade of errors)
+            if holds.quotas and len(quotas) == len(holds.quotas) and sum(quotas.values()) != holds.count:
                 self.error(holds.span, f"`hold_out {holds.count}` but the quotas add up to {sum(quotas.values())}",
                            "make the family quotas sum to the hold-out count")
         dataset = m.Dataset(

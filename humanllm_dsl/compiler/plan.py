@@ -77,7 +77,8 @@ class _Drawer:
                 return False
         return True
 
-    def bundle(self, candidates: list[str], size: int) -> list[str]:
+    def bundle(self, candidates: list[str], size: int, first_from: list[str] | None = None) -> list[str]:
+        """`size` compatible patterns from `candidates`; the first from `first_from` if given."""
         usage, rng = self.usage, self.rng
         order = sorted(candidates, key=usage.__getitem__)  # stable: ties keep library order
         blocks = [list(group) for _, group in itertools.groupby(order, key=usage.__getitem__)]
@@ -92,6 +93,9 @@ class _Drawer:
                 if linked:
                     least = min(usage[c] for c in linked)
                     pick = rng.choice([c for c in linked if usage[c] == least])
+            if pick is None and not chosen and first_from is not None:
+                first = sorted(first_from, key=usage.__getitem__)
+                pick = self._least_used([list(g) for _, g in itertools.groupby(first, key=usage.__getitem__)], chosen)
             if pick is None:
                 pick = self._least_used(blocks, chosen)
             if pick is None:
@@ -180,7 +184,7 @@ def make_plan(lib: m.Library, dataset: m.Dataset, *, scenarios: int | None = Non
     for number, kind in enumerate(wanted, start=1):
         candidates = {"ood_eval": list(held), "id_eval": in_domain}.get(kind, everything)
         size = rng.randint(lo, hi)
-        patterns = drawer.bundle(candidates, size)
+        patterns = drawer.bundle(candidates, size, first_from=in_domain if kind == "rest" else None)
         if len(patterns) < lo:
             raise PlanError(f"could not draw {lo} compatible patterns for a {kind} scenario")
         if kind == "rest":

@@ -51,6 +51,8 @@ def _phrase(item: str) -> str:
 class OfflineEngine:
     """A dspy engine: `dspy.LM("humanllm/offline", engine=OfflineEngine(seed))`."""
 
+    calls_total = 0  # across instances: lets tests see that a resumed run made no call
+
     def __init__(self, seed: int = 0):
         self.seed = seed
         self._lock = threading.Lock()
@@ -78,6 +80,7 @@ class OfflineEngine:
                            for k, v in values.items()) + "\n\n[[ ## completed ## ]]"
         with self._lock:
             self.calls += 1
+            OfflineEngine.calls_total += 1
         prompt_tokens = (len(system) + len(user)) // 4
         out_tokens = len(body) // 4
         return Response(id=None, model=MODEL, message=Message.assistant([TextPart(body)]), finish_reason="stop",

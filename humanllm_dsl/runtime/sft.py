@@ -33,11 +33,10 @@ def messages_for(record: dict, name: str) -> list[dict]:
     pending: list[str] = []
     for turn in record["conversation"]:
         if turn["char"] == name:
-            user = "\n".join(pending) if pending else SCENE_START
-            if messages[-1]["role"] == "assistant":  # two own turns in a row: join them
+            if not pending and messages[-1]["role"] == "assistant":  # two own turns in a row: join them
                 messages[-1]["content"] += "\n" + turn["content"]
             else:
-                messages.append({"role": "user", "content": user})
+                messages.append({"role": "user", "content": "\n".join(pending) if pending else SCENE_START})
                 messages.append({"role": "assistant", "content": turn["content"]})
             pending = []
         else:

@@ -1,0 +1,89 @@
+"""Shared helpers: small, valid .hpat fixtures built in code (never read from specs/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+from humanllm_dsl.compiler.loader import LoadResult, check_paths
+
+settings.register_profile("default", max_examples=80, deadline=None)
+settings.register_profile("deep", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+SOCIAL_KINDS = ("cognitive", "emotional", "motivational")
+TRAIT_KINDS = ("cognitive", "emotional", "behavioral")
+
+
+def pattern_text(pid: str, *, family: str = "social_cognitive", dimension: str | None = None,
+                 pole: str | None = None, items: int = 13, manifestations: int = 3, sources: int = 2,
+                 name: str | None = None, extra: str = "") -> str:
+    """A pattern that checks cleanly (no errors, no warnings) unless told otherwise."""
+    if family == "trait":
+        dimension = dimension or "extraversion"
+        pole = pole or "positive"
+    lines = [f'pattern {pid} "{name or "Display " + pid.replace("_", " ")}" {{', f"  family {family}"]
+    if dimension:
+        lines.append(f"  dimension {dimension}")
+    if pole:
+        lines.append(f"  pole {pole}")
+    lines.append(f'  definition """\n    What {pid} is, in a sentence or two.\n  """')
+    for kind in (TRAIT_KINDS if family == "trait" else SOCIAL_KINDS):
+        lines.append(f'  mechanism {kind} "The {kind} side of {pid}."')
+    lines += [f'  manifestation "Example {k} of {pid} in daily life."' for k in range(manifestations)]
+    lines.append("  checklist {")
+    lines += [f'    "Does the character show behaviour {k} of {pid}?"' for k in range(items)]
+    lines.append("  }")
+    lines += [f'  source "Author {k}, A." (19{70 + k}) "A study of {pid} {k}" in "Journal {k}"'
+              for k in range(sources)]
+    if extra:
+        lines.append(extra)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def world_text() -> str:
+    """A situation and a domain (datasets need at least one of each)."""
+    return 'situation adversity "Adversity" { describe "Threats or criticism." }\ndomain health "Health"\n'
+
+
+def interaction_text(a: str, b: str, kind: str = "reinforce", arrow: bool = False) -> str:
+    head = f"{a} -> {b}" if arrow else f"{a}, {b}"
+    return f'interaction {head}: {kind} {{\n  because "Why."\n  expect "What it looks like."\n}}\n'
+
+
+def clean_library() -> str:
+    """Four social-cognitive patterns and five traits (one per dimension), with interactions."""
+    parts = [pattern_text(p) for p in ("alpha", "beta", "gamma", "delta")]
+    dims = ("extraversion", "agreeableness", "conscientiousness", "emotional_stability", "openness")
+    parts += [pattern_text(f"trait_{d}", family="trait", dimension=d, pole="positive") for d in dims]
+    parts += [interaction_text("alpha", "beta"), interaction_text("beta", "gamma", "conflict"),
+              interaction_text("trait_openness", "delta", "modulate", arrow=True), world_text()]
+    return "\n".join(parts)
+
+
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check_text_in(tmp_path: Path, text: str, name: str = "spec.hpat") -> LoadResult:
+    return check_paths([write(tmp_path, name, text)])
+
+
+def messages(result: LoadResult, severity: str = "error") -> list[str]:
+    return [d.message for d in result.diagnostics if d.severity == severity]
+
+
+@pytest.fixture
+def check(tmp_path):
+    """check(text) -> LoadResult of a one-file library written to tmp_path."""
+    return lambda text, name="spec.hpat": check_text_in(tmp_path, text, name)

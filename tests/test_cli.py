@@ -1,0 +1,241 @@
+"""The `humanllm` command: help, check, fmt, dump, list, show, and what `check` imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from humanllm_dsl.cli import build_parser, main
+
+from conftest import clean_library, pattern_text, world_text, write
+
+WHAT_IT_DOES = {
+    "check": "Parse and check .hpat files",
+    "fmt": "canonical layout",
+    "dump": "as JSON",
+    "list": "List patterns",
+    "show": "Show a pattern",
+}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def commands() -> dict:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sub.choices
+
+
+def help_of(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    return " ".join(out.split())
+
+
+def test_every_front_end_command_is_registered():
+    assert set(WHAT_IT_DOES) <= set(commands())
+
+
+@pytest.mark.parametrize("name", sorted(commands()))
+def test_help_of_every_command(capsys, name):
+    out = help_of(capsys, [name, "--help"])
+    assert out.startswith(f"usage: humanllm {name}")
+    parser = commands()[name]
+    assert parser.description, f"`{name}` has no description"
+    assert " ".join(parser.description.split()) in out
+    if name in WHAT_IT_DOES:
+        assert WHAT_IT_DOES[name] in out
+
+
+def test_top_level_help_lists_the_commands(capsys):
+    out = help_of(capsys, ["--help"])
+    for name in WHAT_IT_DOES:
+        assert name in out
+    assert "Exit codes: 0 ok, 1 problems in the specs or input data, 2 usage errors" in out
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+# ---- check ---------------------------------------------------------------------------------------
+def test_check_summary_and_exit_codes(tmp_path, capsys):
+    write(tmp_path, "specs/lib.hpat", clean_library())
+    assert main(["check", "specs"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ("ok: 1 files, 9 patterns (4 social-cognitive, 5 traits), 3 interactions, 0 exclusions, "
+                   "1 situations, 1 domains, 0 datasets\n")
+    assert err == ""
+    write(tmp_path, "specs/more.hpat", "exclude alpha, nobody\n")
+    assert main(["check", "specs"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("specs/more.hpat:1:16: error: unknown pattern `nobody`\n")
+    assert err.endswith("1 error, 0 warnings\n")
+
+
+# ---- fmt -----------------------------------------------------------------------------------------
+UNFORMATTED = '''# the header
+pattern   a "A"{
+family social_cognitive   # family
+definition "d"
+  checklist{"q?"}}
+# between
+domain d "D"
+'''
+FORMATTED = '''# the header
+pattern a "A" {
+  family social_cognitive  # family
+  definition "d"
+  checklist {
+    "q?"
+  }
+}
+
+# between
+domain d "D"
+'''
+
+
+def test_fmt_rewrites_then_check_passes(tmp_path, capsys):
+    path = write(tmp_path, "a.hpat", UNFORMATTED)
+    assert main(["fmt", "a.hpat"]) == 0
+    assert capsys.readouterr().out == "reformatted a.hpat\n"
+    assert path.read_text("utf-8") == FORMATTED
+    assert main(["fmt", "--check", "a.hpat"]) == 0
+    assert capsys.readouterr().out == "all files already formatted\n"
+    assert main(["fmt", "a.hpat"]) == 0
+    assert capsys.readouterr().out == "all files already formatted\n"
+    assert not list(tmp_path.glob("*.fmt-tmp"))
+
+
+def test_fmt_check_reports_and_changes_nothing(tmp_path, capsys):
+    path = write(tmp_path, "specs/a.hpat", UNFORMATTED)
+    write(tmp_path, "specs/b.hpat", FORMATTED.replace('domain d "D"', 'domain e "E"'))
+    before = path.read_bytes()
+    mtime = path.stat().st_mtime_ns
+    assert main(["fmt", "--check", "specs"]) == 1
+    assert capsys.readouterr().out == "would reformat specs/a.hpat\n"
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
+
+
+def test_fmt_keeps_every_comment(tmp_path, capsys):
+    text = ("# top\n" + pattern_text("alpha").replace("  checklist {", "  # before checklist\n  checklist {  # open")
+            .replace("  }\n", "    # last inside\n  }  # close\n") + "# end\n")
+    path = write(tmp_path, "c.hpat", text)
+    assert main(["fmt", "c.hpat"]) == 0
+    out = path.read_text("utf-8")
+    for comment in ("# top", "# before checklist", "# open", "# last inside", "# close", "# end"):
+        assert comment in out
+    assert main(["fmt", "--check", "c.hpat"]) == 0
+
+
+def test_fmt_refuses_broken_files_and_leaves_them_alone(tmp_path, capsys):
+    path = write(tmp_path, "bad.hpat", 'pattern a "A" {\n  defintion "x"\n}\n')
+    assert main(["fmt", "bad.hpat"]) == 1
+    err = capsys.readouterr().err
+    assert err.split("\n")[0] == "bad.hpat:2:3: error: unknown word `defintion`; did you mean `definition`?"
+    assert err.split("\n")[1] == '      defintion "x"'
+    assert path.read_text("utf-8") == 'pattern a "A" {\n  defintion "x"\n}\n'
+
+
+# ---- dump ----------------------------------------------------------------------------------------
+def test_dump_json_shape(tmp_path, capsys):
+    text = clean_library() + 'exclude alpha, delta { because "never" }\ndataset d { scenarios 5 }\n'
+    write(tmp_path, "lib.hpat", text)
+    assert main(["dump", "--json", "lib.hpat"]) == 0
+    raw = capsys.readouterr().out
+    assert raw.startswith("{\n  ")  # indented
+    data = json.loads(raw)
+    assert {"patterns", "interactions", "exclusions", "situations", "domains", "datasets"} <= set(data)
+    assert len(data["patterns"]) == 9
+    for p in data["patterns"]:
+        assert {"id", "name", "family", "dimension", "pole", "definition", "mechanisms", "manifestations",
+                "checklist", "sources"} <= set(p)
+        assert isinstance(p["checklist"], list) and all(isinstance(i, str) for i in p["checklist"])
+        assert len(p["checklist"]) == 13
+        assert all({"authors", "year", "title", "venue"} <= set(s) for s in p["sources"])
+        assert all({"kind", "text"} <= set(m) for m in p["mechanisms"])
+        if p["family"] == "social_cognitive":
+            assert p["dimension"] is None and p["pole"] is None
+        else:
+            assert p["dimension"] and p["pole"] == "positive"
+    by_type = {i["type"]: i for i in data["interactions"]}
+    assert set(by_type) == {"reinforce", "conflict", "modulate"}
+    for i in data["interactions"]:
+        assert {"patterns", "type", "direction"} <= set(i)
+        assert isinstance(i["patterns"], list) and all(isinstance(x, str) for x in i["patterns"])
+    assert by_type["reinforce"]["patterns"] == ["alpha", "beta"] and by_type["reinforce"]["direction"] is None
+    assert by_type["conflict"]["direction"] is None
+    assert by_type["modulate"]["direction"] == {"from": ["trait_openness"], "to": ["delta"]}
+    assert data["exclusions"] == [{"patterns": ["alpha", "delta"], "because": "never"}]
+    assert data["situations"][0]["id"] == "adversity" and data["domains"][0]["id"] == "health"
+    assert data["datasets"][0]["id"] == "d" and data["datasets"][0]["scenarios"] == 5
+    assert len(data["spec_hash"]) == 64
+
+
+def test_dump_without_json_flag_is_one_line_and_hash_ignores_layout(tmp_path, capsys):
+    write(tmp_path, "a/lib.hpat", clean_library())
+    write(tmp_path, "b/lib.hpat", "# reformatted\n" + clean_library().replace("\n  ", "\n      "))
+    assert main(["dump", "a"]) == 0
+    first = capsys.readouterr().out
+    assert first.count("\n") == 1
+    assert main(["dump", "b"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec_hash"] == json.loads(first)["spec_hash"]
+
+
+def test_dump_of_broken_specs_fails(tmp_path, capsys):
+    write(tmp_path, "lib.hpat", "exclude a, b\n")
+    assert main(["dump", "--json", "lib.hpat"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "unknown pattern `a`" in err
+
+
+# ---- list and show -------------------------------------------------------------------------------
+def test_list_and_show(tmp_path, capsys):
+    write(tmp_path, "lib.hpat", clean_library())
+    assert main(["list", "lib.hpat", "--family", "trait"]) == 0
+    out = capsys.readouterr().out
+    assert "5 patterns" in out and "trait_openness" in out and "alpha" not in out
+    assert main(["show", "alpha", "lib.hpat"]) == 0
+    out = capsys.readouterr().out
+    assert "What alpha is" in out and "Checklist (13 items)" in out and "reinforce" in out
+    assert main(["show", "alpah", "lib.hpat"]) == 1
+    assert "did you mean `alpha`?" in capsys.readouterr().out
+
+
+# ---- what `check` pulls in -----------------------------------------------------------------------
+HEAVY = ("torch", "transformers", "trl")
+# records every attempt to import a heavy library, installed or not
+PROBE = """
+import sys
+tried = []
+class Probe:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in %r:
+            tried.append(name)
+        return None
+sys.meta_path.insert(0, Probe())
+from humanllm_dsl.cli import main
+rc = main(["check", %r])
+print(rc, any(m in sys.modules for m in %r), sorted(set(tried)))
+"""
+
+
+def test_check_does_not_import_heavy_libraries(tmp_path):
+    path = write(tmp_path, "lib.hpat", clean_library())
+    done = subprocess.run([sys.executable, "-c", PROBE % (HEAVY, str(path), HEAVY)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split("\n")[-1] == "0 False []"
