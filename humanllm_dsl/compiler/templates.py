@@ -16,10 +16,11 @@ def environment() -> SandboxedEnvironment:
 
 
 @cache
-def _source(name: str) -> str:
-    return resources.files("humanllm_dsl").joinpath(f"templates/{name}.jinja").read_text("utf-8")
+def _template(name: str):
+    source = resources.files("humanllm_dsl").joinpath(f"templates/{name}.jinja").read_text("utf-8")
+    return environment().from_string(source)
 
 
 def render(template: str, **context) -> str:
     """Render `templates/NAME.jinja` with `context`."""
-    return environment().from_string(_source(template)).render(**context).strip()
+    return _template(template).render(**context).strip()

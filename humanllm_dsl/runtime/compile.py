@@ -97,6 +97,7 @@ def _generate(lib, dataset, plan, options, manifest, timings) -> list[dict]:
                 generator.run(options.stage, bar)
         else:
             generator.run(options.stage)
+    failures.close()
     timings["generate"] = time.perf_counter() - t
     c = generator.counters
     usage_path = out / "work" / "usage.json"  # totals survive restarts

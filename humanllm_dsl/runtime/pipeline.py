@@ -169,6 +169,7 @@ class Generator:
                     store.append(result)
                 if progress:
                     progress.advance(task)
+            store.close()
 
     def _run_stage(self, stage: str, slot: Slot) -> dict | None:
         if stage == "scenarios":

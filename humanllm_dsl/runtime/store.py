@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 
@@ -19,6 +20,8 @@ class JsonlStore:
     def __init__(self, path: Path):
         self.path = path
         self.items: dict[str, dict] = {}
+        self._file = None
+        self._synced = time.monotonic()
         if path.exists():
             good = 0
             with path.open("rb") as f:
@@ -42,12 +45,31 @@ class JsonlStore:
         return self.items.get(key)
 
     def append(self, row: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Write one line and flush it to the OS, so killing the process cannot lose it; fsync at
+        most once a second (and on close) so that a power loss costs at most the last second."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(dumps(row) + "\n")
+        self._file.flush()
+        now = time.monotonic()
+        if now - self._synced > 1.0:
+            os.fsync(self._file.fileno())
+            self._synced = now
         self.items[row["id"]] = row
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except (OSError, ValueError):
+            pass
 
 
 def write_jsonl(path: Path, rows) -> int:
