@@ -6,7 +6,7 @@ import pytest
 
 from humanllm_dsl.cli import main
 
-from conftest import pattern_text, world_text, write
+from conftest import interaction_text, pattern_text, world_text, write
 
 NO_CRASH = ("Traceback", "RecursionError", "__ANON")
 
@@ -130,3 +130,14 @@ def test_nul_and_control_characters(tmp_path, capsys):
     write(tmp_path, "nul.hpat", 'domain d "D"\n\x00\n')
     code, _, err = run(capsys, "check", "nul.hpat")
     assert code == 1 and err.startswith("nul.hpat:2:1: error: unexpected character `\\x00`")
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_checker_messages_show_the_right_line_whatever_the_line_endings(tmp_path, capsys, newline):
+    text = world_text() + "\n" + interaction_text("alpha", "beta")
+    write(tmp_path, "lib.hpat", text.replace("\n", newline).encode())
+    code, _, err = run(capsys, "check", "lib.hpat")
+    assert code == 1
+    assert err.split("\n")[:3] == ["lib.hpat:4:13: error: unknown pattern `alpha`",
+                                   "    interaction alpha, beta: reinforce {",
+                                   "                ^"]

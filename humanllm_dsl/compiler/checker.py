@@ -27,6 +27,7 @@ class Checker:
     def __init__(self, modules: Iterable[ast.Module]):
         self.modules = list(modules)
         self.diagnostics: list[Diagnostic] = []
+        self.item_keys: dict[str, list[str]] = {}  # pattern id -> its checklist items, normalised
 
     # -- reporting
     def error(self, span, message: str, hint: str | None = None) -> None:
@@ -131,8 +132,8 @@ class Checker:
                 mechanisms.append(m.Mechanism(f.kind.value, f.text.value))
         checklist = [item for f in fields if isinstance(f, ast.Checklist) for item in f.items]
         seen: dict[str, ast.Str] = {}
-        for item in checklist:
-            key = _norm(item.value)
+        keys = self.item_keys[pid] = [_norm(item.value) for item in checklist]
+        for item, key in zip(checklist, keys):
             if not key:
                 self.error(item.span, "empty checklist item", "write the question or remove the line")
             elif key in seen:
@@ -145,9 +146,9 @@ class Checker:
         elif not CHECKLIST_RANGE[0] <= len(checklist) <= CHECKLIST_RANGE[1]:
             self.warning(node.id.span, f"pattern `{pid}` has {len(checklist)} checklist items",
                          f"the method uses {CHECKLIST_RANGE[0]}-{CHECKLIST_RANGE[1]} items per pattern")
-        name_words = _name_regex(node.name.value)
-        for item in checklist:
-            if name_words and name_words.search(item.value):
+        name_words = _name_words(node.name.value)
+        for item, key in zip(checklist, keys):
+            if name_words and name_words in f" {key} ":
                 self.warning(item.span, f"checklist item names its own pattern (`{node.name.value}`)",
                              "describe the behaviour; a judge must not be told the pattern's name")
         manifestations = [f.text.value for f in fields if isinstance(f, ast.Manifestation)]
@@ -168,8 +169,7 @@ class Checker:
     def library_warnings(self, patterns: list[m.Pattern]) -> None:
         owners: dict[str, str] = {}
         for p in patterns:
-            for item in p.checklist:
-                key = _norm(item)
+            for item, key in zip(p.checklist, self.item_keys.get(p.id) or map(_norm, p.checklist)):
                 if key in owners and owners[key] != p.id:
                     self.error_at(p.where, f"checklist item of `{p.id}` repeats one of `{owners[key]}`: \"{item}\"",
                                   "make each pattern's items specific to it")
@@ -352,12 +352,27 @@ class Checker:
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
+_NON_WORD = re.compile(r"\W+")
+
+
 def _norm(text: str) -> str:
-    return re.sub(r"\W+", " ", text.lower()).strip()
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+def _telling_words(name: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if len(w) > 2 and w not in _STOP]
+
+
+def _name_words(name: str) -> str:
+    """The telling words of a name as " w1 w2 ", to look for in f" {_norm(item)} " (whole words,
+    in order; a plain substring test, as compiling a regex per pattern is slow on a large library)."""
+    words = _telling_words(name)
+    return f" {' '.join(words)} " if words else ""
 
 
 def _name_regex(name: str):
-    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if len(w) > 2 and w not in _STOP]
+    """The same test as a regex on raw text, or None."""
+    words = _telling_words(name)
     if not words:
         return None
     # the whole name, as words, anywhere in the item

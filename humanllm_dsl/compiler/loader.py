@@ -164,11 +164,17 @@ def check_paths(paths: Sequence[str | Path]) -> LoadResult:
 
 def _attach_lines(diagnostics: list[Diagnostic], modules: Iterable[ast.Module], files) -> list[Diagnostic]:
     texts: dict[str, list[str]] = {}
-    for path in files:
-        try:
-            texts[display(path)] = path.read_text("utf-8-sig").replace("\r\n", "\n").split("\n")
-        except (OSError, UnicodeDecodeError):
+    wanted = {d.file for d in diagnostics if d.source_line is None}
+    for path in files if wanted else ():  # read again only the files that have a message
+        name = display(path)
+        if name not in wanted:
             continue
+        try:
+            text, _ = decode(path.read_bytes(), name)
+        except OSError:
+            continue
+        if text is not None:
+            texts[name] = text.split("\n")
     return [_with_line(d, texts[d.file]) if d.file in texts else d for d in diagnostics]
 
 
