@@ -7,7 +7,7 @@ folder and must stay inside the root.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -72,6 +72,7 @@ def parse_files(paths: Sequence[str | Path]):
     """Parse every file (and what they `use`). Returns modules, diagnostics, files."""
     diagnostics: list[Diagnostic] = []
     modules: dict[Path, ast.Module] = {}
+    texts: dict[str, list[str]] = {}
     uses: dict[Path, list[tuple[Path, ast.Use]]] = {}
     queue = [(f.resolve(), root.resolve(), f) for f, root in spec_files(paths)]
     while queue:
@@ -90,11 +91,11 @@ def parse_files(paths: Sequence[str | Path]):
         uses[real] = []
         if text is None:
             continue
+        texts[name] = text.split("\n")
         try:
             module = parse_text(text, name)
         except HpatError as exc:
-            lines = text.split("\n")
-            diagnostics.extend(_with_line(d, lines) for d in exc.diagnostics)
+            diagnostics.extend(exc.diagnostics)
             continue
         modules[real] = module
         for use in (i for i in module.items if isinstance(i, ast.Use)):
@@ -103,7 +104,8 @@ def parse_files(paths: Sequence[str | Path]):
                 uses[real].append((target, use))
                 queue.append((target, root, target))
     diagnostics.extend(_cycles(uses))
-    return list(modules.values()), diagnostics, tuple(modules)
+    diagnostics = [_with_line(d, texts[d.file]) if d.file in texts else d for d in diagnostics]
+    return list(modules.values()), diagnostics, tuple(modules), texts
 
 
 def _resolve_use(use: ast.Use, file: Path, root: Path, diagnostics: list[Diagnostic]) -> Path | None:
@@ -149,33 +151,17 @@ def _with_line(diag: Diagnostic, lines: list[str]) -> Diagnostic:
 
 def check_paths(paths: Sequence[str | Path]) -> LoadResult:
     """Parse and check; never raises for spec problems (they are in `diagnostics`)."""
-    modules, diagnostics, files = parse_files(paths)
+    modules, diagnostics, files, texts = parse_files(paths)
     library = None
     if not any(d.severity == "error" for d in diagnostics):
         checker = Checker(modules)
         library = checker.check()
         diagnostics.extend(checker.diagnostics)
-    diagnostics = _attach_lines(diagnostics, modules, files)
+    diagnostics = [_with_line(d, texts[d.file]) if d.file in texts else d for d in diagnostics]
     diagnostics.sort(key=lambda d: d.sort_key)
     if any(d.severity == "error" for d in diagnostics):
         library = None
     return LoadResult(library, diagnostics, files, tuple(modules))
-
-
-def _attach_lines(diagnostics: list[Diagnostic], modules: Iterable[ast.Module], files) -> list[Diagnostic]:
-    texts: dict[str, list[str]] = {}
-    wanted = {d.file for d in diagnostics if d.source_line is None}
-    for path in files if wanted else ():  # read again only the files that have a message
-        name = display(path)
-        if name not in wanted:
-            continue
-        try:
-            text, _ = decode(path.read_bytes(), name)
-        except OSError:
-            continue
-        if text is not None:
-            texts[name] = text.split("\n")
-    return [_with_line(d, texts[d.file]) if d.file in texts else d for d in diagnostics]
 
 
 def load(*paths: str | Path) -> Library:
