@@ -10,7 +10,7 @@ import pytest
 
 from humanllm_dsl.cli import build_parser, main
 
-from conftest import clean_library, pattern_text, world_text, write
+from conftest import clean_library, pattern_text, write
 
 WHAT_IT_DOES = {
     "check": "Parse and check .hpat files",
