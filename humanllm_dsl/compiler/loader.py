@@ -7,6 +7,8 @@ folder and must stay inside the root.
 
 from __future__ import annotations
 
+import gc
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,10 +44,10 @@ class LoadResult:
         return [d for d in self.diagnostics if d.severity == "warning"]
 
 
-def display(path: Path) -> str:
+def display(path: Path, cwd: Path | None = None) -> str:
     """A path as shown in messages: relative to the working folder where possible."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(cwd or Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -69,7 +71,18 @@ def spec_files(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
 
 
 def parse_files(paths: Sequence[str | Path]):
-    """Parse every file (and what they `use`). Returns modules, diagnostics, files."""
+    """Parse every file (and what they `use`). Returns modules, diagnostics, files, texts."""
+    gc_was_on = gc.isenabled()
+    gc.disable()  # the trees are kept, so collections during loading find nothing to free
+    try:
+        return _parse_files(paths)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _parse_files(paths: Sequence[str | Path]):
+    cwd = Path.cwd().resolve()
     diagnostics: list[Diagnostic] = []
     modules: dict[Path, ast.Module] = {}
     texts: dict[str, list[str]] = {}
@@ -79,7 +92,7 @@ def parse_files(paths: Sequence[str | Path]):
         real, root, shown = queue.pop(0)
         if real in modules or real in uses:
             continue
-        name = display(shown)
+        name = display(shown, cwd)
         try:
             data = real.read_bytes()
         except OSError as exc:
