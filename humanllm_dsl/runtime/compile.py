@@ -93,7 +93,7 @@ def _generate(lib, dataset, plan, options, manifest, timings) -> list[dict]:
         if options.progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
             with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.speed} it/s" if False else ""), TimeElapsedColumn(), TimeRemainingColumn()) as bar:
+                          TimeElapsedColumn(), TimeRemainingColumn()) as bar:
                 generator.run(options.stage, bar)
         else:
             generator.run(options.stage)

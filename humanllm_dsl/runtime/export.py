@@ -13,6 +13,12 @@ from .channels import split_channels
 from .store import write_json, write_jsonl, write_text
 
 
+def interaction_json(it) -> dict:
+    """A slot's interaction as JSON: patterns, type, and for `modulate` the direction."""
+    direction = None if it.direction is None else {"from": list(it.direction.sources), "to": list(it.direction.targets)}
+    return {"patterns": list(it.patterns), "type": it.type, "direction": direction}
+
+
 def build_record(slot, scenario: dict, conversation: dict, checks: dict, lib: m.Library, lm: str) -> dict:
     turns = []
     for t in conversation["turns"]:
@@ -23,10 +29,7 @@ def build_record(slot, scenario: dict, conversation: dict, checks: dict, lib: m.
     return {
         "id": slot.id, "split": slot.split, "patterns": list(slot.patterns),
         "pattern_names": [lib.pattern(p).name for p in slot.patterns],
-        "interactions": [{"patterns": list(i.patterns), "type": i.type,
-                          "direction": None if i.direction is None else
-                          {"from": list(i.direction.sources), "to": list(i.direction.targets)}}
-                         for i in slot.interactions],
+        "interactions": [interaction_json(i) for i in slot.interactions],
         "situation": slot.situation, "domain": slot.domain,
         "design_analysis": scenario["design_analysis"], "background": scenario["background"],
         "characters": scenario["characters"], "protagonist": scenario["protagonist"],
@@ -129,8 +132,5 @@ def write_card(out: Path, manifest: dict, records: list[dict], lib: m.Library) -
 def plan_rows(plan: Plan):
     for s in plan.slots:
         yield {"id": s.id, "split": s.split, "patterns": list(s.patterns),
-               "interactions": [{"patterns": list(i.patterns), "type": i.type,
-                                 "direction": None if i.direction is None else
-                                 {"from": list(i.direction.sources), "to": list(i.direction.targets)}}
-                                for i in s.interactions],
+               "interactions": [interaction_json(i) for i in s.interactions],
                "situation": s.situation, "domain": s.domain, "characters": s.characters}

@@ -19,6 +19,7 @@ from ..compiler import model as m
 from ..compiler import programs as P
 from ..compiler.plan import Plan, Slot
 from . import validate
+from .export import interaction_json
 from .names import candidate_names
 from .store import JsonlStore
 
@@ -57,6 +58,7 @@ class Generator:
         self.by_id = lib.by_id
         self.situations = {s.id: s for s in lib.situations}
         self.domains = {d.id: d for d in lib.domains}
+        self.declared = {(it.patterns, it.type): it for it in lib.interactions}
 
     # -- one call, with validation and feedback retries
     def _attempt(self, slot: Slot, stage: str, call: Callable[[str, dict], dspy.Prediction],
@@ -143,13 +145,9 @@ class Generator:
             "interactions": [self._interaction(i) for i in slot.interactions]}
 
     def _interaction(self, it) -> dict:
-        full = next((x for x in self.lib.interactions if x.patterns == it.patterns and x.type == it.type), None)
-        data = {"patterns": list(it.patterns), "type": it.type}
-        if it.direction is not None:
-            data["direction"] = {"from": list(it.direction.sources), "to": list(it.direction.targets)}
-        if full is not None:
-            data.update(because=full.because, expect=full.expect)
-        return data
+        """The slot's interaction with the rationale and expected behaviour the spec declares."""
+        full = self.declared[(it.patterns, it.type)]
+        return interaction_json(it) | {"because": full.because, "expect": full.expect}
 
     # -- driving
     def run(self, stop: str, progress=None) -> None:
