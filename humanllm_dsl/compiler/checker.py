@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
+
+import attrs
 
 from ..syntax import ast
 from ..syntax.diagnostics import Diagnostic, suggestion
@@ -71,8 +73,7 @@ class Checker:
             self.error_at(extra.where, f"more than one dataset is marked `default` (`{defaults[0].id}` and `{extra.id}`)",
                           "keep `default` in one dataset")
         self.library_warnings(patterns)
-        return m.Library(tuple(patterns), tuple(interactions), tuple(exclusions),
-                         tuple(situations), tuple(domains), tuple(datasets))
+        return attrs.evolve(library, datasets=tuple(datasets))
 
     def error_at(self, where_: str, message: str, hint: str | None = None) -> None:
         file, line, column = where_.rsplit(":", 2)

@@ -106,64 +106,64 @@ def instructed(signature: type[dspy.Signature], template: str, **context) -> typ
 
 
 # ---- modules ----------------------------------------------------------------------------
-class ScenarioSynthesis(dspy.Module):
+class _Program(dspy.Module):
+    """One Predict over `signature`, instructed by `templates/<template>.jinja`.
+
+    Call it with the signature's input fields as keywords, plus an optional `config` (for
+    example `{"rollout_id": ...}`); a `feedback` input defaults to the empty string.
+    """
+
+    signature: type[dspy.Signature]
+    template: str
+
+    def __init__(self, **context):
+        super().__init__()
+        self.predict = dspy.Predict(instructed(self.signature, self.template, **context))
+
+    def forward(self, config=None, **inputs):
+        if "feedback" in self.signature.input_fields:
+            inputs.setdefault("feedback", "")
+        return self.predict(**inputs, config=config or {})
+
+
+class ScenarioSynthesis(_Program):
+    """patterns, interactions, situation, domain, character_count, candidate_names -> scenario."""
+
+    signature, template = SynthesizeScenario, "scenario"
+
     def __init__(self, situations: str = "", domains: str = ""):
-        super().__init__()
-        self.predict = dspy.Predict(instructed(
-            SynthesizeScenario, "scenario", situations=situations, domains=domains,
-            interaction_types="reinforce, conflict, modulate"))
-
-    def forward(self, patterns, interactions, situation, domain, character_count, candidate_names,
-                feedback="", config=None):
-        return self.predict(patterns=patterns, interactions=interactions, situation=situation, domain=domain,
-                            character_count=character_count, candidate_names=candidate_names,
-                            feedback=feedback, config=config or {})
+        super().__init__(situations=situations, domains=domains,
+                         interaction_types="reinforce, conflict, modulate")
 
 
-class ConversationSynthesis(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.predict = dspy.Predict(instructed(SynthesizeConversation, "conversation"))
+class ConversationSynthesis(_Program):
+    """scenario, min_turns, max_turns -> turns."""
 
-    def forward(self, scenario, min_turns, max_turns, feedback="", config=None):
-        return self.predict(scenario=scenario, min_turns=min_turns, max_turns=max_turns, feedback=feedback,
-                            config=config or {})
+    signature, template = SynthesizeConversation, "conversation"
 
 
-class ScenarioChecklist(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.predict = dspy.Predict(instructed(WriteScenarioChecklist, "checklist"))
+class ScenarioChecklist(_Program):
+    """scenario -> checklist (character name -> expected behaviours)."""
 
-    def forward(self, scenario, feedback="", config=None):
-        return self.predict(scenario=scenario, feedback=feedback, config=config or {})
+    signature, template = WriteScenarioChecklist, "checklist"
 
 
-class ScenarioVariation(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.predict = dspy.Predict(instructed(VaryScenario, "variation"))
+class ScenarioVariation(_Program):
+    """scenario -> changed factors, analysis, varied background and checklist."""
 
-    def forward(self, scenario, feedback="", config=None):
-        return self.predict(scenario=scenario, feedback=feedback, config=config or {})
+    signature, template = VaryScenario, "variation"
 
 
-class ChecklistJudge(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.predict = dspy.Predict(instructed(JudgeChecklist, "judge_checklist"))
+class ChecklistJudge(_Program):
+    """character, transcript, items -> verdicts."""
 
-    def forward(self, character, transcript, items, config=None):
-        return self.predict(character=character, transcript=transcript, items=items, config=config or {})
+    signature, template = JudgeChecklist, "judge_checklist"
 
 
-class HolisticJudge(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.predict = dspy.Predict(instructed(JudgeHolistic, "judge_holistic"))
+class HolisticJudge(_Program):
+    """character, profile, transcript -> anthropomorphism, fidelity, rationale."""
 
-    def forward(self, character, profile, transcript, config=None):
-        return self.predict(character=character, profile=profile, transcript=transcript, config=config or {})
+    signature, template = JudgeHolistic, "judge_holistic"
 
 
 # ---- inputs built from the spec ---------------------------------------------------------

@@ -68,7 +68,8 @@ class OfflineEngine:
     def complete(self, request) -> Response:
         system = _text(request.system)
         user = "\n\n".join(_text(getattr(msg, "text", None) or msg.parts) for msg in request.messages if msg.role == "user")
-        fields = _FIELD.findall(_OUTPUTS.search(system).group(1)) if _OUTPUTS.search(system) else []
+        outputs = _OUTPUTS.search(system)
+        fields = _FIELD.findall(outputs.group(1)) if outputs else []
         inputs = {k: v.strip() for k, v in _SECTION.findall(user)}
         digest = hashlib.sha256(f"{self.seed}\n{system}\n{user}".encode("utf-8")).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
