@@ -174,9 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", default=["specs"], help="spec files or folders (default: specs)")
     p.set_defaults(func=cmd_show)
 
-    from .cli_compile import add_commands  # commands of later stages register themselves
-    add_commands(sub)
+    from importlib import import_module
+    for module in COMMAND_MODULES:  # commands of later stages register themselves
+        import_module(f".{module}", __package__).add_commands(sub)
     return parser
+
+
+# Each module has `add_commands(subparsers)` and imports its heavy dependencies only when run.
+COMMAND_MODULES = ("cli_compile",)
 
 
 def _version() -> str:

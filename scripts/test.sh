@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
-.venv/bin/pip install --quiet -e '.[compile,test]'
+.venv/bin/pip install --quiet -e '.[compile,train,eval,test]'
 # pytest exits 5 when it collects no tests; with `set -e` that fails the run too.
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -63,6 +63,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
             manifest["splits"] = {s: sum(r["split"] == s for r in records) for s in m.SPLITS}
             manifest["records"] = len(records)
             ex.write_card(out, manifest, records, lib)
+            ex.write_patterns(out, records, lib)
             timings["export"] = time.perf_counter() - t
     write_json(out / "manifest.json", manifest)
     manifest["timings"] = timings  # shown to the user, not written: outputs stay byte-identical

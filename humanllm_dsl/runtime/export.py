@@ -121,8 +121,18 @@ def dataset_card(manifest: dict, records: list[dict], lib: m.Library) -> str:
               "- `splits/<split>.jsonl`: the records of each split",
               "- `sft/messages_<split>.jsonl` (TRL chat messages), `sft/sharegpt_<split>.json` + `sft/dataset_info.json` (LLaMA-Factory)",
               "- `hf/`: a Hugging Face `DatasetDict` (`datasets.load_from_disk`)",
+              "- `patterns.json`: the patterns used, with their pattern-level checklists",
               "- `plan.jsonl`, `manifest.json`, `failures.jsonl`", ""]
     return "\n".join(lines)
+
+
+def write_patterns(out: Path, records: list[dict], lib: m.Library) -> None:
+    """`patterns.json`: every pattern the records use, with its pattern-level checklist, so the
+    build folder is all that evaluation needs."""
+    used = sorted({p for r in records for p in r["patterns"]})
+    write_json(out / "patterns.json", {p: {"name": lib.pattern(p).name, "family": lib.pattern(p).family,
+                                           "dimension": lib.pattern(p).dimension,
+                                           "checklist": list(lib.pattern(p).checklist)} for p in used})
 
 
 def write_card(out: Path, manifest: dict, records: list[dict], lib: m.Library) -> None:

@@ -73,12 +73,15 @@ class OfflineEngine:
         inputs = {k: v.strip() for k, v in _SECTION.findall(user)}
         digest = hashlib.sha256(f"{self.seed}\n{system}\n{user}".encode("utf-8")).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
-        generate = GENERATORS.get(frozenset(fields))
-        if generate is None:
-            raise ValueError(f"the offline engine has no answer for a program with outputs {sorted(fields)}")
-        values = generate(inputs, rng)
-        body = "\n\n".join(f"[[ ## {k} ## ]]\n{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
-                           for k, v in values.items()) + "\n\n[[ ## completed ## ]]"
+        if not fields:  # a plain chat, not a DSPy program: play the character the system prompt names
+            body = _roleplay_turn(system, user, rng)
+        else:
+            generate = GENERATORS.get(frozenset(fields))
+            if generate is None:
+                raise ValueError(f"the offline engine has no answer for a program with outputs {sorted(fields)}")
+            values = generate(inputs, rng)
+            body = "\n\n".join(f"[[ ## {k} ## ]]\n{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+                               for k, v in values.items()) + "\n\n[[ ## completed ## ]]"
         with self._lock:
             self.calls += 1
             OfflineEngine.calls_total += 1
@@ -194,6 +197,22 @@ def _conversation(inputs: dict, rng: random.Random) -> dict:
         ])
         turns.append({"char": who, "content": f"[{thought}] ({rng.choice(ACTIONS)}) {speech}"})
     return {"turns": turns}
+
+
+_PLAYED = re.compile(r"^You are (.+?)\. ", re.M)
+
+
+def _roleplay_turn(system: str, user: str, rng: random.Random) -> str:
+    """One in-character turn for a role-play chat (the SFT system prompt names the character)."""
+    found = _PLAYED.search(system)
+    name = found.group(1) if found else "the character"
+    speakers = re.findall(r"^(\w[\w .'-]*?): ", user, re.M)
+    other = speakers[-1] if speakers else "everyone"
+    thought = rng.choice([f"What does {other} really want from me?", "I should not give in so easily.",
+                          "This matters more to me than I let on.", f"I am {name}, and I know where I stand."])
+    speech = rng.choice([f"{other}, I hear you, but I see this differently.", "I need a moment to think about that.",
+                         f"Let's be honest about what is at stake here, {other}.", "Fine. Tell me what you would do instead."])
+    return f"[{thought}] ({rng.choice(ACTIONS)}) {speech}"
 
 
 def _checklist_for(scenario: dict, rng: random.Random, prefix: str = "") -> dict[str, list[str]]:
