@@ -1,0 +1,134 @@
+"""Saved (for example optimised) programs: a folder with the DSPy state and a small `meta.json`.
+
+    PATH/
+      program.json   the module's DSPy state (`module.save(PATH / "program.json")`): instructions,
+                     demos, field descriptions
+      meta.json      {"format": 1, "program": "judge", "class": "ChecklistJudge", "dspy": "3.4.1", ...}
+
+`save_program(module, "judge", PATH)` writes it; `load_program(PATH)` returns `("judge", module)`,
+a fresh instance of the program's class with the saved state loaded. `compile --program PATH`
+and `eval --program PATH` use these. Only state is stored (no pickled code), so loading a folder
+runs no code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+FORMAT = 1
+STATE_FILE, META_FILE = "program.json", "meta.json"
+
+# program name -> class name in humanllm_dsl.compiler.programs
+PROGRAM_CLASSES = {
+    "scenario": "ScenarioSynthesis",
+    "conversation": "ConversationSynthesis",
+    "checklist": "ScenarioChecklist",
+    "variation": "ScenarioVariation",
+    "judge": "ChecklistJudge",
+    "holistic": "HolisticJudge",
+}
+
+
+class SavedProgramError(Exception):
+    """A saved-program folder that cannot be written or read; the message names the path."""
+
+
+def program_class(name: str):
+    """The Module class of a program name.
+
+    Args:
+        name: one of `PROGRAM_CLASSES` (scenario, conversation, checklist, variation, judge, holistic).
+    """
+    from . import programs
+
+    if name not in PROGRAM_CLASSES:
+        raise SavedProgramError(f"unknown program `{name}` (one of: {', '.join(PROGRAM_CLASSES)})")
+    return getattr(programs, PROGRAM_CLASSES[name])
+
+
+def save_program(program, name: str, path, extra: dict | None = None) -> Path:
+    """Write `program`'s DSPy state and `meta.json` into the folder `path` (created if needed).
+
+    Args:
+        program: a `dspy.Module`, normally an instance of the class that `name` names.
+        name: which program it is, one of `PROGRAM_CLASSES`.
+        path: the folder to write.
+        extra: more JSON-ready facts for `meta.json` (optimiser, scores, LM, ...).
+    Returns:
+        The folder's path.
+    """
+    import dspy
+
+    cls = program_class(name)
+    if not isinstance(program, cls):
+        raise SavedProgramError(f"cannot save a {type(program).__name__} as program `{name}` "
+                                f"(expected a {cls.__name__})")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise SavedProgramError(f"{folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (STATE_FILE + ".tmp.json")
+    program.save(str(tmp))
+    os.replace(tmp, folder / STATE_FILE)
+    meta = {"format": FORMAT, "program": name, "class": cls.__name__, "dspy": dspy.__version__, **(extra or {})}
+    tmp = folder / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / META_FILE)
+    return folder
+
+
+def read_meta(path) -> dict:
+    """The `meta.json` of a saved-program folder, checked.
+
+    Args:
+        path: the folder `save_program` wrote.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SavedProgramError(f"{folder}: no such folder (a saved program is a folder with "
+                                f"{META_FILE} and {STATE_FILE})")
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise SavedProgramError(f"{meta_path}: missing; {folder} is not a saved program")
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SavedProgramError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or "program" not in meta:
+        raise SavedProgramError(f"{meta_path}: has no `program` key naming which program this is")
+    if meta.get("format", FORMAT) != FORMAT:
+        raise SavedProgramError(f"{meta_path}: format {meta.get('format')} is not supported (this version reads {FORMAT})")
+    if meta["program"] not in PROGRAM_CLASSES:
+        raise SavedProgramError(f"{meta_path}: unknown program `{meta['program']}` "
+                                f"(one of: {', '.join(PROGRAM_CLASSES)})")
+    return meta
+
+
+def load_program(path, expect: str | tuple[str, ...] | None = None):
+    """Load a saved program.
+
+    Args:
+        path: the folder `save_program` wrote.
+        expect: the program name (or names) the caller can use; another raises SavedProgramError.
+    Returns:
+        `(name, module)`: the program's name and a fresh module with the saved state.
+    """
+    folder = Path(path)
+    meta = read_meta(folder)
+    name = meta["program"]
+    wanted = (expect,) if isinstance(expect, str) else expect
+    if wanted and name not in wanted:
+        raise SavedProgramError(f"{folder}: holds the `{name}` program; expected {' or '.join(f'`{w}`' for w in wanted)}")
+    state = folder / STATE_FILE
+    if not state.is_file():
+        raise SavedProgramError(f"{state}: missing; the folder has meta.json but no program state")
+    module = program_class(name)()
+    try:
+        module.load(str(state))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SavedProgramError(f"{state}: not valid JSON ({exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SavedProgramError(f"{state}: does not hold the state of a `{name}` program ({exc})") from None
+    return name, module
