@@ -33,12 +33,22 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-_WORDS = ("the a she he they we you I it is was not and but so because then now here there "
-          "said asks looks smiles sighs frowns nods shrugs waits turns leans laughs pauses "
-          "think know feel want need should could would never always maybe really just "
-          "friend mother brother sister doctor teacher neighbour manager partner kitchen office "
-          "room table door window cup phone letter money plan time night morning again "
-          "worried calm angry happy sad afraid sure certain tired careful honest quiet").split()
+_WORDS = ("the a an she he they we you I it is was are be not and but so because then now here there "
+          "this that what who how why when if or of to in on at for with about from as by my your his her "
+          "their our me him them said says ask asks look looks smile smiles sigh sighs frown frowns nod nods "
+          "shrug shrugs wait waits turn turns lean leans laugh laughs pause pauses fold folds arms tap taps "
+          "think know feel want need should could would will can never always maybe really just only still "
+          "friend mother father brother sister doctor teacher neighbour manager partner kitchen office home "
+          "room table door window cup phone letter money plan time night morning evening late again today "
+          "worried calm angry happy sad afraid sure certain tired careful honest quiet hard read something "
+          "matters settle have has had do does did going take make tell see seen hear heard let fine moment "
+          "differently instead remember stake honest breath notes neck eyebrow down up out back over").split()
+_LINES = ("You are Name Surname. Stay in character for the whole conversation.",
+          "# Who you are", "# How you see the others", "# The scene", "# How to answer",
+          "Reply as Name Surname only, one turn at a time. Mix three channels in every turn: your private "
+          "thoughts in square brackets [like this], which the others cannot hear; visible actions or "
+          "expressions in parentheses (like this); and what you say aloud as plain text.",
+          "(The scene begins.)", "(says nothing)")
 
 
 def corpus(extra: Iterable[str] = ()) -> list[str]:
@@ -46,16 +56,16 @@ def corpus(extra: Iterable[str] = ()) -> list[str]:
     import random
 
     rng = random.Random(0)
-    lines = []
-    for _ in range(400):
+    lines = list(_LINES) * 20
+    for _ in range(600):
         words = lambda n: " ".join(rng.choice(_WORDS) for _ in range(n))  # noqa: E731
-        lines.append(f"[{words(6)}] ({words(4)}) {words(10).capitalize()}? {words(8)}.")
+        lines.append(f"[{words(6).capitalize()}.] ({words(4)}) {words(10).capitalize()}? {words(8)}.")
         lines.append(f"Name Surname: {words(12).capitalize()}, {words(5)}!")
     lines.extend(extra)
     return lines
 
 
-def build_tokenizer(texts: Iterable[str] = (), vocab_size: int = 512):
+def build_tokenizer(texts: Iterable[str] = (), vocab_size: int = 1024):
     """A byte-level BPE `PreTrainedTokenizerFast` with Qwen-style special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
