@@ -7,6 +7,7 @@ DSPy optimiser, save and load it. Instructions come from `humanllm_dsl/templates
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 import dspy
@@ -28,10 +29,72 @@ class Turn(pydantic.BaseModel):
     content: str
 
 
+_SCORE_WORDS = {
+    "1": 1, "+1": 1, "satisfied": 1, "yes": 1, "true": 1, "met": 1, "present": 1, "exhibited": 1,
+    "0": 0, "+0": 0, "-0": 0, "not exhibited": 0, "not shown": 0, "neutral": 0, "unclear": 0, "n/a": 0, "na": 0, "none": 0,
+    "-1": -1, "violated": -1, "no": -1, "false": -1, "contradicted": -1, "opposite": -1,
+}
+
+
+def coerce_score(value) -> int:
+    """A verdict score as -1, 0 or 1. Accepts those integers, integral floats, numeric strings
+    ("+1", " -1 ", "1.0") and the plain words of the judge instructions ("satisfied", "not
+    exhibited", "violated"). Anything else (2, 0.5, "maybe", a bool) raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"score must be -1, 0 or 1, not {value!r}")
+    if isinstance(value, int | float):
+        if value in (-1, 0, 1) and float(value).is_integer():
+            return int(value)
+        raise ValueError(f"score must be -1, 0 or 1, not {value!r}")
+    if isinstance(value, str):
+        text = value.strip().strip("\"'`*").strip().lower().rstrip(".")
+        if text in _SCORE_WORDS:
+            return _SCORE_WORDS[text]
+        try:
+            return coerce_score(float(text))
+        except ValueError:
+            pass
+    raise ValueError(f"score must be -1, 0 or 1, not {value!r}")
+
+
+def coerce_item(value) -> int:
+    """A 1-based item number from 3, "3", "#3", "item 3", 3.0."""
+    if isinstance(value, bool):
+        raise ValueError(f"item must be a positive integer, not {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        found = re.fullmatch(r"\s*(?:item\s*)?#?\s*(\d+)\s*[.):]?\s*", value, re.I)
+        if not found:
+            raise ValueError(f"item must be a positive integer, not {value!r}")
+        value = int(found.group(1))
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"item must be a positive integer, not {value!r}")
+    return value
+
+
 class Verdict(pydantic.BaseModel):
+    """One checklist item's verdict: +1 satisfied, 0 not exhibited, -1 violated, with a short
+    quote from the transcript as evidence. Lenient on input (see `coerce_score`)."""
+
     item: int = pydantic.Field(description="1-based number of the checklist item")
-    score: Literal[-1, 0, 1]
-    evidence: str = ""
+    score: Literal[-1, 0, 1] = pydantic.Field(description="1 satisfied, 0 not exhibited, -1 violated")
+    evidence: str = pydantic.Field(default="", description="a short quote from the transcript (empty for 0)")
+
+    @pydantic.field_validator("item", mode="before")
+    @classmethod
+    def _item(cls, value):
+        return coerce_item(value)
+
+    @pydantic.field_validator("score", mode="before")
+    @classmethod
+    def _score(cls, value):
+        return coerce_score(value)
+
+    @pydantic.field_validator("evidence", mode="before")
+    @classmethod
+    def _evidence(cls, value):
+        return "" if value is None else str(value)
 
 
 # ---- signatures -------------------------------------------------------------------------
@@ -84,21 +147,23 @@ class VaryScenario(dspy.Signature):
 class JudgeChecklist(dspy.Signature):
     """Judge checklist items against a transcript (templates/judge_checklist.jinja)."""
 
-    character: str = dspy.InputField()
-    transcript: str = dspy.InputField()
-    items: list[str] = dspy.InputField(desc="numbered from 1")
-    verdicts: list[Verdict] = dspy.OutputField(desc="one verdict per item, in order")
+    character: str = dspy.InputField(desc="the character whose behaviour is judged")
+    transcript: str = dspy.InputField(desc="the conversation; [thoughts] are shown for the judged character only")
+    items: list[str] = dspy.InputField(desc="the checklist, numbered from 1")
+    feedback: str = dspy.InputField(desc="why a previous answer was rejected; empty on the first attempt")
+    verdicts: list[Verdict] = dspy.OutputField(desc="exactly one verdict per item, items 1..N in order")
 
 
 class JudgeHolistic(dspy.Signature):
     """Rate a performance holistically (templates/judge_holistic.jinja)."""
 
-    character: str = dspy.InputField()
-    profile: str = dspy.InputField()
+    character: str = dspy.InputField(desc="the character whose performance is rated")
+    profile: str = dspy.InputField(desc="who the character is and how they see the others")
     transcript: str = dspy.InputField()
-    anthropomorphism: int = dspy.OutputField(desc="0-100")
-    fidelity: int = dspy.OutputField(desc="0-100")
-    rationale: str = dspy.OutputField()
+    feedback: str = dspy.InputField(desc="why a previous answer was rejected; empty on the first attempt")
+    anthropomorphism: int = dspy.OutputField(desc="0-100: how human-like the thoughts, actions and speech are")
+    fidelity: int = dspy.OutputField(desc="0-100: how faithful the performance is to the profile")
+    rationale: str = dspy.OutputField(desc="two or three sentences")
 
 
 def instructed(signature: type[dspy.Signature], template: str, **context) -> type[dspy.Signature]:
@@ -155,13 +220,18 @@ class ScenarioVariation(_Program):
 
 
 class ChecklistJudge(_Program):
-    """character, transcript, items -> verdicts."""
+    """character, transcript, items (+ feedback) -> verdicts: one structured call judges every item.
+
+    The raw verdicts are returned as the LM gave them (after the adapter's parsing);
+    `humanllm_dsl.evaluate.judge` checks them (one per item, scores in -1/0/1), retries with
+    feedback, and records what stays malformed as a failure.
+    """
 
     signature, template = JudgeChecklist, "judge_checklist"
 
 
 class HolisticJudge(_Program):
-    """character, profile, transcript -> anthropomorphism, fidelity, rationale."""
+    """character, profile, transcript (+ feedback) -> anthropomorphism, fidelity (0-100), rationale."""
 
     signature, template = JudgeHolistic, "judge_holistic"
 

@@ -240,21 +240,56 @@ def _variation(inputs: dict, rng: random.Random) -> dict:
             "varied_checklist": _checklist_for(scenario, rng, prefix="Now that things have changed: ")}
 
 
+_IGNORED = frozenset({"character", "characters", "scene", "their", "other", "others", "about", "someone",
+                      "something", "while", "which", "there", "would", "could", "should"})
+
+
+def _own_lines(transcript: str, character: str) -> list[str]:
+    """The judged character's turns in a `Name: content` transcript (all lines if none match)."""
+    lines = [ln.strip() for ln in transcript.splitlines() if ln.strip()]
+    own = [ln[len(character) + 1:].strip() for ln in lines if character and ln.startswith(f"{character}:")]
+    return own or lines
+
+
+def _quote(line: str, word: str, width: int = 16) -> str:
+    """A word-for-word window of `line` around the first word containing `word`."""
+    tokens = line.split()
+    at = next((i for i, t in enumerate(tokens) if word in t.lower()), 0)
+    lo = max(0, at - width // 2)
+    return " ".join(tokens[lo:lo + width])
+
+
 def _judge(inputs: dict, rng: random.Random) -> dict:
+    """Keyword matching: an item is satisfied (1) when at least half of its content words occur in
+    the judged character's own turns; its evidence is a verbatim quote around the first match.
+    Otherwise 0. Deterministic; a placeholder for a real judge."""
     items = _json(inputs, "items", [])
-    transcript = inputs.get("transcript", "").lower()
+    character = inputs.get("character", "").strip()
+    own = _own_lines(inputs.get("transcript", ""), character)
+    text = "\n".join(own).lower()
+    name_words = {w.lower() for w in character.split()}
     verdicts = []
     for i, item in enumerate(items, 1):
-        words = [w for w in re.findall(r"[a-z]{5,}", _phrase(item).lower())]
-        hits = [w for w in words if w in transcript]
-        score = 1 if words and len(hits) >= max(1, len(words) // 2) else 0
-        verdicts.append({"item": i, "score": score, "evidence": " ".join(hits[:5])})
+        words = [w for w in dict.fromkeys(re.findall(r"[a-z]{5,}", _phrase(item).lower()))
+                 if w not in _IGNORED and w not in name_words]
+        hits = [w for w in words if w in text]
+        score = 1 if words and len(hits) >= max(1, (len(words) + 1) // 2) else 0
+        evidence = ""
+        if score:
+            line = max(own, key=lambda ln: sum(w in ln.lower() for w in hits))
+            evidence = _quote(line, hits[0])
+        verdicts.append({"item": i, "score": score, "evidence": evidence})
     return {"verdicts": verdicts}
 
 
 def _holistic(inputs: dict, rng: random.Random) -> dict:
-    return {"anthropomorphism": rng.randint(40, 80), "fidelity": rng.randint(40, 80),
-            "rationale": "Offline placeholder rating."}
+    """Placeholder ratings, seeded by the request: 40-70, plus 10 on each scale when every turn of
+    the character mixes all three channels ([thought], (action), speech)."""
+    own = _own_lines(inputs.get("transcript", ""), inputs.get("character", "").strip())
+    channels = bool(own) and all("[" in ln and "(" in ln and re.sub(r"\[.*?\]|\(.*?\)", "", ln).strip() for ln in own)
+    bonus = 10 if channels else 0
+    return {"anthropomorphism": rng.randint(40, 70) + bonus, "fidelity": rng.randint(40, 70) + bonus,
+            "rationale": "Offline placeholder rating" + (" (every turn uses all three channels)." if bonus else ".")}
 
 
 GENERATORS = {

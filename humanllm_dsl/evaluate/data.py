@@ -1,0 +1,186 @@
+"""A compiled build folder, read for evaluation.
+
+A *sample* is one target character of one scenario: a character that carries patterns (in
+`char2pattern`). Its checklist has two parts, judged together in one call:
+
+- `ipe` items: the pattern-level checklists (from `patterns.json`) of the character's patterns;
+- `mpd` items: the scenario-level checklist of the character (`checklist[name]` in the record).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import attrs
+
+EVAL_SPLITS = ("id_eval", "ood_eval", "mixed_eval")
+SPLIT_CHOICES = (*EVAL_SPLITS, "train", "all")
+RECORD_KEYS = ("id", "patterns", "characters", "char2pattern", "conversation", "checklist", "background")
+
+
+class EvalDataError(Exception):
+    """Input data that cannot be evaluated; the message names the file (and row)."""
+
+
+@attrs.frozen
+class Item:
+    """One checklist item of a sample."""
+
+    kind: str            # "ipe" (pattern-level) or "mpd" (scenario-level)
+    text: str
+    pattern: str | None  # the pattern of an ipe item; None for mpd
+
+
+@attrs.frozen
+class Sample:
+    """One target character of one scenario."""
+
+    id: str               # "<record id>/<character name>"
+    record: dict
+    character: str
+    patterns: tuple[str, ...]
+    items: tuple[Item, ...]
+
+    @property
+    def split(self) -> str:
+        return self.record.get("split", "")
+
+    @property
+    def record_id(self) -> str:
+        return self.record["id"]
+
+
+def sample_id(record_id: str, character: str) -> str:
+    return f"{record_id}/{character}"
+
+
+def splits_for(choice: str) -> tuple[str, ...]:
+    """The splits a `--split` choice means.
+
+    Args:
+        choice: one split name, or `all` for every evaluation split (id_eval, ood_eval, mixed_eval).
+    """
+    if choice == "all":
+        return EVAL_SPLITS
+    if choice not in SPLIT_CHOICES:
+        raise ValueError(f"unknown split `{choice}` (one of: {', '.join(SPLIT_CHOICES)})")
+    return (choice,)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file; a bad line raises EvalDataError naming the file and line.
+
+    Args:
+        path: the file; a missing file raises EvalDataError.
+    """
+    if not path.is_file():
+        raise EvalDataError(f"{path}: no such file")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EvalDataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise EvalDataError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def load_patterns(build: Path) -> dict[str, dict]:
+    """`patterns.json` of a build: pattern id -> {name, family, dimension, checklist}.
+
+    Args:
+        build: the build folder.
+    """
+    path = build / "patterns.json"
+    if not path.is_file():
+        raise EvalDataError(f"{path}: no such file (is {build} a folder written by `humanllm compile`?)")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise EvalDataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise EvalDataError(f"{path}: expected an object keyed by pattern id")
+    for pid, info in data.items():
+        if not isinstance(info, dict) or not isinstance(info.get("checklist"), list):
+            raise EvalDataError(f"{path}: pattern `{pid}` has no `checklist` list")
+    return data
+
+
+def check_record(record: dict, where: str) -> None:
+    """Raise EvalDataError if the record lacks what evaluation reads.
+
+    Args:
+        record: one row of `splits/<split>.jsonl`.
+        where: `FILE:LINE` for the message.
+    """
+    missing = [k for k in RECORD_KEYS if k not in record]
+    if missing:
+        raise EvalDataError(f"{where}: record lacks {', '.join(f'`{k}`' for k in missing)}")
+    names = {c.get("name") for c in record["characters"]}
+    for name in record["char2pattern"]:
+        if name not in names:
+            raise EvalDataError(f"{where}: char2pattern names `{name}`, who is not among the characters")
+    for i, turn in enumerate(record["conversation"], 1):
+        if not isinstance(turn, dict) or "char" not in turn or "content" not in turn:
+            raise EvalDataError(f"{where}: conversation turn {i} lacks `char` or `content`")
+
+
+def load_records(build: Path, splits: tuple[str, ...]) -> list[dict]:
+    """The records of the chosen splits (an empty or absent split file gives none).
+
+    Args:
+        build: the build folder.
+        splits: split names, as `splits_for` gives them.
+    """
+    if not (build / "splits").is_dir():
+        raise EvalDataError(f"{build / 'splits'}: no such folder (is {build} a folder written by `humanllm compile`?)")
+    records = []
+    for split in splits:
+        path = build / "splits" / f"{split}.jsonl"
+        if not path.exists():
+            continue
+        for n, row in enumerate(read_jsonl(path), 1):
+            check_record(row, f"{path}:{n}")
+            row.setdefault("split", split)
+            records.append(row)
+    return records
+
+
+def items_for(record: dict, character: str, patterns: dict[str, dict]) -> tuple[Item, ...]:
+    """The checklist of one sample: ipe items of each of the character's patterns, then mpd items.
+
+    Args:
+        record: the scenario record.
+        character: the target character's name.
+        patterns: `patterns.json` of the build.
+    """
+    items = []
+    for pid in record["char2pattern"].get(character, []):
+        if pid not in patterns:
+            raise EvalDataError(f"record `{record['id']}`: pattern `{pid}` is not in patterns.json")
+        items += [Item("ipe", text, pid) for text in patterns[pid]["checklist"]]
+    items += [Item("mpd", text, None) for text in record.get("checklist", {}).get(character, [])]
+    return tuple(items)
+
+
+def samples_of(records: list[dict], patterns: dict[str, dict]) -> list[Sample]:
+    """One sample per target character (a character carrying patterns) of every record.
+
+    Args:
+        records: scenario records.
+        patterns: `patterns.json` of the build.
+    """
+    result = []
+    for record in records:
+        for c in record["characters"]:
+            own = tuple(record["char2pattern"].get(c["name"], []))
+            if own:
+                result.append(Sample(sample_id(record["id"], c["name"]), record, c["name"], own,
+                                     items_for(record, c["name"], patterns)))
+    return result

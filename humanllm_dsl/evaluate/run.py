@@ -1,0 +1,374 @@
+"""`humanllm eval` end to end: rollouts -> judge runs -> scores -> results.json and report.
+
+Every finished piece of work is appended to a JSON-lines file in the output folder as soon as it
+is done, so an interrupted evaluation loses at most the calls in flight, and re-running the same
+command resumes (finished rollouts and verdicts cost no LM call; failed ones are tried again):
+
+    DIR/run.json            what is being evaluated (a re-run must match it)
+    DIR/rollouts.jsonl      one rollout per sample (scenario x target character)
+    DIR/verdicts.jsonl      one checklist verdict set per sample and judge run
+    DIR/holistic.jsonl      one holistic rating per sample and judge run
+    DIR/failures.jsonl      rollouts that could not be produced
+    DIR/results.json        the scores (written at the end of every run)
+    DIR/scores.csv          per-sample judge scores in `humanllm align` form
+    DIR/report.html, DIR/plots/*.png
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import attrs
+
+from ..runtime.store import JsonlStore, write_json
+from . import data as D
+from . import judge as J
+from . import rollout as R
+from . import scores as S
+
+REFERENCE = "reference"  # --model reference: judge the build's own conversations
+
+
+class EvalUsageError(Exception):
+    """A command-line choice that cannot work (exit 2)."""
+
+
+@attrs.frozen
+class EvalOptions:
+    build: Path
+    out: Path
+    model: str
+    judge: str = "offline"
+    split: str = "all"
+    runs: int = 3
+    api_base: str | None = None
+    judge_api_base: str | None = None
+    seed: int = 0
+    max_attempts: int = 3
+    max_tokens: int | None = 300
+    workers: int = 1
+    limit: int | None = None
+    holistic: bool = True
+    programs: tuple[Path, ...] = ()
+    progress: bool = False
+    report: bool = True
+    examples: int = 3
+
+
+def _identity(o: EvalOptions) -> dict:
+    return {"build": str(o.build.resolve()), "model": o.model, "judge": o.judge, "seed": o.seed,
+            "max_tokens": o.max_tokens, "programs": [str(p.resolve()) for p in o.programs]}
+
+
+def check_identity(o: EvalOptions, splits) -> None:
+    """Refuse to mix two evaluations in one folder (a re-run must evaluate the same thing).
+
+    Args:
+        o: the options.
+        splits: the chosen splits.
+    """
+    path = o.out / "run.json"
+    mine = _identity(o)
+    if path.exists():
+        theirs = json.loads(path.read_text("utf-8"))
+        differ = [k for k in mine if theirs.get(k) != mine[k]]
+        if differ:
+            raise EvalUsageError(f"{o.out} holds another evaluation ({', '.join(f'{k}: {theirs.get(k)!r}' for k in differ)}); "
+                                 f"use another -o folder, or delete it to start over")
+    write_json(path, mine)
+
+
+def load_judges(paths: Iterable[Path]) -> dict:
+    """The judge programs: defaults, replaced by saved ones (`--program PATH`).
+
+    Args:
+        paths: saved-program folders holding a `judge` or `holistic` program.
+    """
+    from ..compiler import programs as P
+    from ..compiler.saved_programs import SavedProgramError, load_program
+
+    judges = {"judge": P.ChecklistJudge(), "holistic": P.HolisticJudge()}
+    for path in paths:
+        try:
+            name, module = load_program(path, expect=("judge", "holistic"))
+        except SavedProgramError as exc:
+            raise EvalUsageError(f"--program: {exc}") from None
+        judges[name] = module
+    return judges
+
+
+def _parallel(fn: Callable, jobs: list, workers: int, done: Callable[[object], None], context: dict) -> None:
+    """Run `fn(job)` for every job with `workers` threads under `dspy.context(**context)`;
+    `done(result)` runs in this thread as each finishes (so stores are written from one thread)."""
+    import dspy
+
+    def wrapped(job):
+        with dspy.context(**context):
+            return fn(job)
+
+    if workers <= 1:
+        for job in jobs:
+            done(wrapped(job))
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(wrapped, job) for job in jobs]
+        for future in as_completed(futures):
+            done(future.result())
+
+
+class _Bar:
+    """A rich progress bar, or nothing."""
+
+    def __init__(self, enabled: bool):
+        self.progress = None
+        if enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+            self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TimeRemainingColumn())
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+    def task(self, name: str, total: int, completed: int) -> Callable[[], None]:
+        if not self.progress:
+            return lambda: None
+        task = self.progress.add_task(name, total=total, completed=completed)
+        return lambda: self.progress.advance(task)
+
+
+def evaluate(o: EvalOptions) -> dict:
+    """Run (or resume) an evaluation; write everything into `o.out`; return results.json's content.
+
+    Args:
+        o: the options (see `humanllm eval --help`).
+    """
+    import dspy
+
+    from .lms import make_lm
+
+    if o.runs < 1:
+        raise EvalUsageError("--runs must be at least 1")
+    splits = D.splits_for(o.split)
+    patterns = D.load_patterns(o.build)
+    samples = D.samples_of(D.load_records(o.build, splits), patterns)
+    if o.limit is not None:
+        samples = samples[:o.limit]
+    judges = load_judges(o.programs)
+    o.out.mkdir(parents=True, exist_ok=True)
+    check_identity(o, splits)
+    started = time.perf_counter()
+    stores = {name: JsonlStore(o.out / f"{name}.jsonl") for name in ("rollouts", "verdicts", "holistic", "failures")}
+    adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    try:
+        judge_lm = make_lm(o.judge, o.seed, o.judge_api_base)
+        model_lm = None if o.model == REFERENCE else (judge_lm if (o.model, o.api_base) == (o.judge, o.judge_api_base)
+                                                      else make_lm(o.model, o.seed, o.api_base, o.max_tokens))
+        with _Bar(o.progress) as bar:
+            _rollouts(o, samples, stores, model_lm, bar, adapter)
+            _judge_all(o, samples, stores, judges, judge_lm, bar, adapter)
+    finally:
+        for store in stores.values():
+            store.close()
+    results = build_results(o, splits, samples, patterns, stores, time.perf_counter() - started)
+    write_json(o.out / "results.json", results)
+    write_scores_csv(o.out / "scores.csv", samples, patterns, stores, o.runs)
+    if o.report:
+        from .report import write_report
+        write_report(o.out, results, examples(o, samples, stores))
+    return results
+
+
+def _rollouts(o, samples, stores, lm, bar, adapter) -> None:
+    store, failures = stores["rollouts"], stores["failures"]
+    todo = [s for s in samples if s.id not in store]
+    advance = bar.task("rollouts", len(samples), len(samples) - len(todo))
+    errors = J.call_errors()
+
+    def one(sample):
+        if lm is None:
+            return sample, R.reference_rollout(sample), None
+        try:
+            return sample, R.rollout(sample, lm, max_tokens=o.max_tokens, seed=o.seed), None
+        except errors as exc:
+            return sample, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+    def done(result):
+        sample, row, reason = result
+        if row is None:
+            failures.append({"id": f"rollout:{sample.id}", "stage": "rollout", "sample": sample.id, "reason": reason})
+        else:
+            store.append(row)
+        advance()
+
+    _parallel(one, todo, o.workers, done, {"lm": lm, "adapter": adapter} if lm else {})
+
+
+def _judge_all(o, samples, stores, judges, lm, bar, adapter) -> None:
+    rollouts = stores["rollouts"]
+    ready = [s for s in samples if s.id in rollouts]
+    kinds = [("verdicts", "judge")] + ([("holistic", "holistic")] if o.holistic else [])
+    for store_name, label in kinds:
+        store = stores[store_name]
+        jobs = [(s, r) for r in range(1, o.runs + 1) for s in ready
+                if (store.get(f"{s.id}#{r}") or {}).get("status") != "ok"]
+        advance = bar.task(label, len(ready) * o.runs, len(ready) * o.runs - len(jobs))
+        program = judges[label]
+
+        def one(job, label=label, program=program):
+            sample, run = job
+            turns = rollouts.get(sample.id)["turns"]
+            text = R.transcript(turns, sample.character)
+            base = {"id": f"{sample.id}#{run}", "sample": sample.id, "run": run, "split": sample.split,
+                    "character": sample.character, "record": sample.record_id}
+            if label == "judge":
+                out = J.judge_checklist(program, sample.character, text, [i.text for i in sample.items],
+                                        base_id=f"{sample.id}/judge/run{run}", max_attempts=o.max_attempts)
+                items = [{"kind": i.kind, "pattern": i.pattern, "text": i.text} for i in sample.items]
+                extra = {"items": items}
+                if out["status"] == "ok":
+                    extra["grounded"] = list(J.evidence_grounded(out["verdicts"], text))
+                return {**base, **out, **extra}
+            out = J.judge_holistic(program, sample.character, J.profile_text(sample.record, sample.character), text,
+                                   base_id=f"{sample.id}/holistic/run{run}", max_attempts=o.max_attempts)
+            return {**base, **out}
+
+        def done(row, store=store, advance=advance):
+            store.append(row)
+            advance()
+
+        _parallel(one, jobs, o.workers, done, {"lm": lm, "adapter": adapter})
+
+
+def scored_of(sample: D.Sample, row: dict, patterns: dict) -> S.Scored:
+    """A successful verdict row reduced for aggregation.
+
+    Args:
+        sample: the sample judged.
+        row: its verdicts.jsonl row (status ok).
+        patterns: `patterns.json` of the build.
+    """
+    ipe, mpd = [], []
+    for item, verdict in zip(sample.items, row["verdicts"], strict=True):
+        if item.kind == "ipe":
+            ipe.append((item.pattern, verdict["score"]))
+        else:
+            mpd.append(verdict["score"])
+    families = tuple(dict.fromkeys(patterns.get(p, {}).get("family", "unknown") for p in sample.patterns))
+    types = tuple(sorted({i["type"] for i in sample.record.get("interactions", [])}))
+    return S.Scored(sample.id, row["run"], sample.split, sample.patterns, families, types, tuple(ipe), tuple(mpd))
+
+
+def _ok_rows(store: JsonlStore, samples, runs: int):
+    for s in samples:
+        for r in range(1, runs + 1):
+            row = store.get(f"{s.id}#{r}")
+            if row is not None:
+                yield s, row
+
+
+def build_results(o: EvalOptions, splits, samples, patterns, stores, seconds: float) -> dict:
+    """results.json: IPE and MPD (mean, std, per-run values, n), holistic scores, breakdowns,
+    and the counts behind them.
+
+    Args:
+        o: the options.
+        splits: the evaluated splits.
+        samples: the evaluated samples.
+        patterns: `patterns.json` of the build.
+        stores: the run's stores.
+        seconds: wall time of this invocation.
+    """
+    runs = list(range(1, o.runs + 1))
+    rows = list(_ok_rows(stores["verdicts"], samples, o.runs))
+    scored = [scored_of(s, row, patterns) for s, row in rows if row["status"] == "ok"]
+    holistic = [row for _, row in _ok_rows(stores["holistic"], samples, o.runs) if row["status"] == "ok"]
+    turns = [t for s in samples if s.id in stores["rollouts"] for t in stores["rollouts"].get(s.id)["turns"]
+             if t["generated"]]
+    grounded = [row.get("grounded", [0, 0]) for _, row in rows if row["status"] == "ok"]
+    top = S.summary(scored, runs)
+    return {
+        "IPE": top["IPE"], "MPD": top["MPD"],
+        "holistic": S.holistic_summary(holistic, runs) if o.holistic else None,
+        "breakdowns": S.breakdowns(scored, runs, patterns),
+        "model": o.model, "judge_model": o.judge, "build": str(o.build), "splits": list(splits), "runs": o.runs,
+        "offline": {"model": o.model == "offline", "judge": o.judge == "offline"},
+        "samples": len(samples),
+        "rollouts": {"done": sum(s.id in stores["rollouts"] for s in samples),
+                     "failed": sum(f"rollout:{s.id}" in stores["failures"] for s in samples
+                                   if s.id not in stores["rollouts"]),
+                     "generated_turns": len(turns), "truncated_turns": sum(bool(t.get("truncated")) for t in turns),
+                     "three_channels": (sum(R.has_three_channels(t) for t in turns) / len(turns)) if turns else None},
+        "judge": {"verdict_sets": len(scored), "failed": sum(row["status"] != "ok" for _, row in rows),
+                  "retried": sum(row.get("attempts", 1) > 1 for _, row in rows),
+                  "items": sum(len(s.ipe) + len(s.mpd) for s in scored),
+                  "evidence_grounded": (sum(g for g, _ in grounded) / sum(n for _, n in grounded))
+                  if sum(n for _, n in grounded) else None,
+                  "holistic_failed": sum(row["status"] != "ok" for _, row in _ok_rows(stores["holistic"], samples, o.runs))},
+        "programs": [str(p) for p in o.programs],
+        "seconds": round(seconds, 2),
+    }
+
+
+def write_scores_csv(path: Path, samples, patterns, stores, runs: int) -> None:
+    """Per-sample judge scores (`sample_id,metric,score`), the `--judge` file of `humanllm align`:
+    IPE and MPD in [-100, 100] and the holistic ratings in [0, 100], each averaged over runs.
+
+    Args:
+        path: the CSV file to write.
+        samples: the evaluated samples.
+        patterns: `patterns.json` of the build.
+        stores: the run's stores.
+        runs: the number of judge runs.
+    """
+    scored = [scored_of(s, row, patterns) for s, row in _ok_rows(stores["verdicts"], samples, runs)
+              if row["status"] == "ok"]
+    means = S.per_sample_means(scored)
+    hol: dict[str, dict[str, list[int]]] = {}
+    for _, row in _ok_rows(stores["holistic"], samples, runs):
+        if row["status"] == "ok":
+            for field in S.HOLISTIC:
+                hol.setdefault(row["sample"], {}).setdefault(field, []).append(row[field])
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["sample_id", "metric", "score"])
+        for s in samples:
+            for metric, value in means.get(s.id, {}).items():
+                w.writerow([s.id, metric, f"{value:.4f}"])
+            for field, values in hol.get(s.id, {}).items():
+                w.writerow([s.id, field, f"{sum(values) / len(values):.4f}"])
+    tmp.replace(path)
+
+
+def examples(o: EvalOptions, samples, stores) -> list[dict]:
+    """The first `o.examples` samples with a rollout and run-1 verdicts, for the report.
+
+    Args:
+        o: the options.
+        samples: the evaluated samples.
+        stores: the run's stores.
+    """
+    out = []
+    for s in samples:
+        row = stores["verdicts"].get(f"{s.id}#1")
+        rollout = stores["rollouts"].get(s.id)
+        if row is None or rollout is None or row["status"] != "ok":
+            continue
+        out.append({"sample": s.id, "character": s.character, "split": s.split, "turns": rollout["turns"],
+                    "items": row["items"], "verdicts": row["verdicts"],
+                    "holistic": stores["holistic"].get(f"{s.id}#1")})
+        if len(out) >= o.examples:
+            break
+    return out

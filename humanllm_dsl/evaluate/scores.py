@@ -1,0 +1,237 @@
+"""Aggregation: IPE, MPD and holistic scores, mean and spread over judge runs, breakdowns.
+
+For one judge run: a sample's IPE is the mean of its ipe item scores (each -1, 0 or +1); the
+run's IPE is 100 x the mean of the sample IPEs (so in [-100, 100]); the same for MPD with the
+mpd items. Samples with no item of a kind, and samples whose judging failed in that run, do not
+count for that run. Over k runs: the mean of the run scores and their standard deviation
+(sample standard deviation, n - 1; 0 for one run).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+KINDS = {"IPE": "ipe", "MPD": "mpd"}
+HOLISTIC = ("anthropomorphism", "fidelity")
+
+
+@attrs.frozen
+class Scored:
+    """One sample judged in one run, reduced to what aggregation needs."""
+
+    sample: str
+    run: int
+    split: str = ""
+    patterns: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()
+    interactions: tuple[str, ...] = ()
+    ipe: tuple[tuple[str, int], ...] = ()   # (pattern id, score) per ipe item
+    mpd: tuple[int, ...] = ()
+
+
+def item_mean(scores: Sequence[int]) -> float | None:
+    """The mean of one sample's item scores, or None when there are none.
+
+    Args:
+        scores: item scores, each -1, 0 or 1.
+    """
+    return sum(scores) / len(scores) if scores else None
+
+
+def percent(sample_means: Iterable[float | None]) -> float | None:
+    """100 x the mean over samples, skipping samples without a score; None if none has one.
+
+    Args:
+        sample_means: per-sample means in [-1, 1] (or None).
+    """
+    values = [v for v in sample_means if v is not None]
+    return 100.0 * sum(values) / len(values) if values else None
+
+
+def mean_std(values: Iterable[float | None]) -> dict:
+    """Mean and sample standard deviation (n - 1) of per-run scores; runs without a score are left out.
+
+    Args:
+        values: one score per judge run (None for a run with nothing to score).
+    Returns:
+        `{"mean", "std", "runs"}`: mean and std are None when no run has a score; std is 0.0 for one run.
+    """
+    runs = [v for v in values if v is not None and not math.isnan(v)]
+    if not runs:
+        return {"mean": None, "std": None, "runs": []}
+    std = statistics.stdev(runs) if len(runs) > 1 else 0.0
+    return {"mean": statistics.fmean(runs), "std": std, "runs": runs}
+
+
+ItemFilter = Callable[[str], bool]
+
+
+def _all(_pattern: str) -> bool:
+    return True
+
+
+def sample_score(s: Scored, metric: str, keep: ItemFilter = _all) -> float | None:
+    """One sample's mean item score for `IPE` (ipe items whose pattern passes `keep`) or `MPD`.
+
+    Args:
+        s: the judged sample.
+        metric: `IPE` or `MPD`.
+        keep: which patterns' ipe items count (MPD ignores it).
+    """
+    if metric == "IPE":
+        return item_mean([score for pattern, score in s.ipe if keep(pattern)])
+    return item_mean(list(s.mpd))
+
+
+def metric_summary(scored: Sequence[Scored], runs: Sequence[int], metric: str,
+                   keep: ItemFilter | dict[int, ItemFilter] = _all) -> dict:
+    """A metric over samples, per run, then mean and std over runs, with the sample count `n`.
+
+    Args:
+        scored: judged samples (all runs).
+        runs: the run numbers to report.
+        metric: `IPE` or `MPD`.
+        keep: which patterns' ipe items count; one filter for all samples, or a dict from
+            `id(sample)` to that sample's filter.
+    """
+    def keep_for(s: Scored) -> ItemFilter:
+        return keep[id(s)] if isinstance(keep, dict) else keep
+
+    per_run, counted = [], set()
+    for r in runs:
+        means = [(s.sample, sample_score(s, metric, keep_for(s))) for s in scored if s.run == r]
+        counted |= {sid for sid, v in means if v is not None}
+        per_run.append(percent(v for _, v in means))
+    return {**mean_std(per_run), "n": len(counted)}
+
+
+def summary(scored: Sequence[Scored], runs: Sequence[int], keep: ItemFilter | dict[int, ItemFilter] = _all) -> dict:
+    """`{"IPE": {...}, "MPD": {...}}` for a set of judged samples.
+
+    Args:
+        scored: judged samples (all runs).
+        runs: the run numbers to report.
+        keep: which patterns' ipe items count for IPE (see `metric_summary`).
+    """
+    return {metric: metric_summary(scored, runs, metric, keep) for metric in KINDS}
+
+
+# ---- breakdowns: each maps a sample to its groups, with the ipe items that count there ----
+def by_split(s: Scored, patterns: dict) -> list[tuple[str, ItemFilter]]:
+    """Group by split.
+
+    Args:
+        s: the judged sample.
+        patterns: `patterns.json` of the build.
+    """
+    return [(s.split, _all)]
+
+
+def by_pattern(s: Scored, patterns: dict) -> list[tuple[str, ItemFilter]]:
+    """Group by each pattern the character carries; IPE counts only that pattern's items.
+
+    Args:
+        s: the judged sample.
+        patterns: `patterns.json` of the build.
+    """
+    return [(p, lambda q, p=p: q == p) for p in s.patterns]
+
+
+def by_family(s: Scored, patterns: dict) -> list[tuple[str, ItemFilter]]:
+    """Group by pattern family (social_cognitive / trait); IPE counts only that family's items.
+
+    Args:
+        s: the judged sample.
+        patterns: `patterns.json` of the build.
+    """
+    def family(p: str) -> str:
+        return patterns.get(p, {}).get("family", "unknown")
+    return [(f, lambda q, f=f: family(q) == f) for f in dict.fromkeys(family(p) for p in s.patterns)]
+
+
+def by_interaction(s: Scored, patterns: dict) -> list[tuple[str, ItemFilter]]:
+    """Group by the interaction types of the sample's scenario (reinforce / conflict / modulate;
+    `none` for a scenario without declared interactions).
+
+    Args:
+        s: the judged sample.
+        patterns: `patterns.json` of the build.
+    """
+    return [(t, _all) for t in (s.interactions or ("none",))]
+
+
+BREAKDOWNS: dict[str, Callable[[Scored, dict], list[tuple[str, ItemFilter]]]] = {
+    "split": by_split, "pattern": by_pattern, "family": by_family, "interaction": by_interaction,
+}
+
+
+def breakdown(scored: Sequence[Scored], runs: Sequence[int], groups: Callable, patterns: dict) -> dict:
+    """`{group: {"IPE": ..., "MPD": ...}}` for one breakdown.
+
+    Args:
+        scored: judged samples (all runs).
+        runs: the run numbers to report.
+        groups: a function of `BREAKDOWNS`.
+        patterns: `patterns.json` of the build.
+    """
+    members: dict[str, list[tuple[Scored, ItemFilter]]] = {}
+    for s in scored:
+        for key, keep in groups(s, patterns):
+            members.setdefault(key, []).append((s, keep))
+    result = {}
+    for key in sorted(members):
+        rows = members[key]
+        result[key] = summary([s for s, _ in rows], runs, {id(s): keep for s, keep in rows})
+    return result
+
+
+def breakdowns(scored: Sequence[Scored], runs: Sequence[int], patterns: dict) -> dict:
+    """Every breakdown of `BREAKDOWNS`; per-pattern entries also carry the pattern's name and family.
+
+    Args:
+        scored: judged samples (all runs).
+        runs: the run numbers to report.
+        patterns: `patterns.json` of the build.
+    """
+    result = {name: breakdown(scored, runs, groups, patterns) for name, groups in BREAKDOWNS.items()}
+    for pid, entry in result["pattern"].items():
+        info = patterns.get(pid, {})
+        entry.update(name=info.get("name", pid), family=info.get("family", "unknown"))
+    return result
+
+
+def holistic_summary(rows: Sequence[dict], runs: Sequence[int]) -> dict:
+    """Holistic ratings: per run the mean over samples (0-100), then mean and std over runs.
+
+    Args:
+        rows: successful holistic results, each with `sample`, `run`, `anthropomorphism`, `fidelity`.
+        runs: the run numbers to report.
+    """
+    result = {}
+    for field in HOLISTIC:
+        per_run = []
+        for r in runs:
+            values = [row[field] for row in rows if row["run"] == r]
+            per_run.append(statistics.fmean(values) if values else None)
+        result[field] = {**mean_std(per_run), "n": len({row["sample"] for row in rows})}
+    return result
+
+
+def per_sample_means(scored: Sequence[Scored]) -> dict[str, dict[str, float | None]]:
+    """Each sample's IPE and MPD (x100), averaged over its successful runs: the judge's side of
+    `humanllm align` (written as scores.csv).
+
+    Args:
+        scored: judged samples (all runs).
+    """
+    acc: dict[str, dict[str, list[float]]] = {}
+    for s in scored:
+        for metric in KINDS:
+            v = sample_score(s, metric)
+            if v is not None:
+                acc.setdefault(s.sample, {}).setdefault(metric, []).append(100.0 * v)
+    return {sid: {m: statistics.fmean(vs) for m, vs in by.items()} for sid, by in acc.items()}
