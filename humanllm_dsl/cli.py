@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each module has `add_commands(subparsers)` and imports its heavy dependencies only when run.
-COMMAND_MODULES = ("cli_compile", "cli_train")
+COMMAND_MODULES = ("cli_compile", "cli_train", "cli_eval")
 
 
 def _version() -> str:
