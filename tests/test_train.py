@@ -147,8 +147,8 @@ def test_packing_with_a_mixed_in_sharegpt_source(pilot, tiny, tmp_path):
     extra.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "p"
     assert main(["train", str(pilot), "--model", str(tiny), "-o", str(out), "--max-steps", "3", "--packing",
-                 "--mix", f"{extra}:0.5", "--eval-steps", "0", *FAST]) == 0
-    assert [r["step"] for r in log_rows(out) if r["kind"] == "train"][-1] == 3
+                 "--mix", f"{extra}:0.5", "--eval-steps", "0", "--logging-steps", "1", *FAST]) == 0
+    assert [r["step"] for r in log_rows(out) if r["kind"] == "train"] == [1, 2, 3]
 
 
 # ---- loss only on the trained character's turns, token by token -----------------------------

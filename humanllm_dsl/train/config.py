@@ -122,10 +122,17 @@ FIELDS = tuple(a.name for a in attrs.fields(TrainConfig))
 LORA_FIELDS = tuple(a.name for a in attrs.fields(LoraSettings))
 
 
+# names other tools use for the same settings, for "did you mean"
+ALIASES = {"rank": "r", "lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "learning_rate": "lr",
+           "num_train_epochs": "epochs", "max_seq_length": "max_length", "per_device_train_batch_size": "batch_size",
+           "gradient_accumulation_steps": "grad_accum", "output_dir": "out", "model_name_or_path": "model"}
+
+
 def _check_keys(data: Mapping, known: tuple[str, ...], where: str) -> None:
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
+            alias = ALIASES.get(str(key))
+            close = [alias] if alias in known else difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean `{close[0]}`?)" if close else ""
             raise ConfigError(f"{where}: unknown key `{key}`{hint}; known keys: {', '.join(known)}")
 
@@ -145,7 +152,10 @@ def normalise(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     if "mix" in out:
         if not isinstance(out["mix"], list | tuple):
             raise ConfigError(f"{where}: `mix` must be a list of SOURCE:WEIGHT strings or {{source, weight}} tables")
-        out["mix"] = [attrs.asdict(MixSource.parse(m)) if isinstance(m, str) else m for m in out["mix"]]
+        try:
+            out["mix"] = [attrs.asdict(MixSource.parse(m)) if isinstance(m, str) else m for m in out["mix"]]
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}".replace("--mix `", "mix `")) from None
     return out
 
 
