@@ -1,4 +1,4 @@
-"""The `compile` command (and, as they land, the other commands of later stages)."""
+"""The `compile` and `merge` commands."""
 
 from __future__ import annotations
 
@@ -16,59 +16,139 @@ def add_commands(sub) -> None:
         description="Plan scenarios from the specs, run the DSPy programs (scenario, conversation, "
                     "checklist, variation) with the chosen LM, validate every output, and export the "
                     "dataset: records, splits, SFT files (ShareGPT and chat messages), a Hugging Face "
-                    "DatasetDict, a manifest and a dataset card. Re-running the same command resumes.")
+                    "DatasetDict, a manifest and a dataset card. Each finished result is saved as it "
+                    "lands: re-running the same command resumes, and finished work makes no LM call.",
+        epilog="API keys are read from the environment only (for example OPENAI_API_KEY); they are never "
+               "written to any output. Ctrl-C stops cleanly; run the same command again to resume.")
     p.add_argument("specs", nargs="+", metavar="SPECS", help="spec files or folders")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--dataset", help="which dataset to build (default: the one marked `default`)")
     p.add_argument("--scenarios", type=int, metavar="N", help="override the number of scenarios")
     p.add_argument("--seed", type=int, metavar="S", help="override the dataset's seed")
-    p.add_argument("--lm", default="offline", metavar="offline|MODEL",
-                   help="`offline` (the default: a deterministic engine built from the specs; no network, "
-                        "labelled offline) or any model string dspy.LM accepts, e.g. openai/gpt-4o-mini")
-    p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
-    p.add_argument("--stage", choices=STAGE_CHOICES, default="export", help="stop after this stage (default: export)")
-    p.add_argument("--max-attempts", type=int, default=3, metavar="K",
-                   help="tries per output before it goes to failures.jsonl (default 3)")
-    p.add_argument("--max-tokens", type=int, metavar="T", help="split SFT samples into windows of about T tokens")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    lm = p.add_argument_group("language models")
+    lm.add_argument("--lm", metavar="offline|hf:PATH|MODEL",
+                    help="`offline` (the default: a deterministic engine built from the specs; no network, "
+                         "labelled offline), `hf:PATH` (a local transformers model, batched on the best device), "
+                         "or any model string dspy.LM accepts, e.g. openai/gpt-4o-mini")
+    lm.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server (vLLM, Ollama, ...)")
+    lm.add_argument("--lm-config", type=Path, metavar="FILE",
+                    help="TOML file: an LM per program and the call limits (see README); options override it")
+    lm.add_argument("--program", action="append", default=[], type=Path, metavar="PATH",
+                    help="use an optimised program saved by `humanllm optimize` (repeatable)")
+    limits = p.add_argument_group("throughput and limits")
+    limits.add_argument("--concurrency", type=int, metavar="N", help="LM calls in flight at once (default 8)")
+    limits.add_argument("--rpm", type=float, metavar="N", help="at most N requests per minute")
+    limits.add_argument("--tpm", type=float, metavar="N", help="at most about N tokens per minute")
+    limits.add_argument("--timeout", type=float, metavar="S", help="seconds before a call is abandoned and resent (default 120)")
+    limits.add_argument("--max-attempts", type=int, default=3, metavar="K",
+                        help="tries per output (with the problems as feedback) before it goes to failures.jsonl (default 3)")
+    run = p.add_argument_group("running")
+    run.add_argument("--stage", choices=STAGE_CHOICES, default="export", help="stop after this stage (default: export)")
+    run.add_argument("--shard", metavar="I/N", help="compile only share I of N of the plan (join shares with `humanllm merge`)")
+    run.add_argument("--cache-dir", type=Path, metavar="DIR", help="where DSPy caches LM answers (default: DIR/cache)")
+    run.add_argument("--no-cache", action="store_true", help="do not cache LM answers")
+    run.add_argument("--max-tokens", type=int, metavar="T", help="split SFT samples into windows of about T tokens")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser(
+        "merge", help="join compiled shards into one dataset",
+        description="Join the output folders of `humanllm compile --shard I/N` runs (every share of one "
+                    "command) into one output, identical to what a one-machine run writes.")
+    p.add_argument("shards", nargs="+", type=Path, metavar="DIR", help="shard output folders")
+    p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.set_defaults(func=cmd_merge)
+
+
+def _error(command: str, message: str, code: int) -> int:
+    print(f"humanllm {command}: error: {message}", file=sys.stderr)
+    return code
 
 
 def cmd_compile(args) -> int:
     from .cli import EXIT_SPEC, EXIT_USAGE, print_diagnostics
     from .compiler.plan import PlanError
-    from .runtime.compile import CompileOptions, compile_dataset
+    from .runtime.compile import CompileOptions, Interrupted, Shard, compile_dataset
+    from .runtime.lmconfig import ConfigError, load_config
 
     result = check_paths(args.specs)
     if result.errors:
         print_diagnostics(result)
         return EXIT_SPEC
     lib = result.library
-    if args.scenarios is not None and args.scenarios < 1:
-        print("humanllm compile: error: --scenarios must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+    for flag in ("scenarios", "concurrency", "max_attempts"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            return _error("compile", f"--{flag.replace('_', '-')} must be at least 1", EXIT_USAGE)
+    for flag in ("rpm", "tpm", "timeout"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            return _error("compile", f"--{flag} must be positive", EXIT_USAGE)
     try:
         lib.dataset(args.dataset)
+        shard = Shard.parse(args.shard) if args.shard else None
+        config = load_config(args.lm_config) if args.lm_config else None
+        programs = _load_programs(args.program)
     except KeyError as exc:
-        print(f"humanllm compile: error: {exc.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error("compile", exc.args[0], EXIT_USAGE)
+    except (ValueError, ConfigError) as exc:
+        return _error("compile", str(exc), EXIT_USAGE)
+    limits = {k: getattr(args, k) for k in ("concurrency", "rpm", "tpm", "timeout") if getattr(args, k) is not None}
     options = CompileOptions(out=args.out, dataset=args.dataset, scenarios=args.scenarios, seed=args.seed,
-                             lm=args.lm, api_base=args.api_base, stage=args.stage, max_attempts=args.max_attempts,
-                             max_tokens=args.max_tokens, progress=not args.no_progress and sys.stderr.isatty())
+                             lm=args.lm, api_base=args.api_base, lm_config=config, limits=limits, stage=args.stage,
+                             max_attempts=args.max_attempts, max_tokens=args.max_tokens,
+                             progress=not args.no_progress and sys.stderr.isatty(), cache=not args.no_cache,
+                             cache_dir=args.cache_dir, shard=shard, programs=programs)
     try:
         manifest = compile_dataset(lib, options)
     except PlanError as exc:
-        print(f"humanllm compile: error: the dataset cannot be planned: {exc}", file=sys.stderr)
-        return EXIT_SPEC
+        return _error("compile", f"the dataset cannot be planned: {exc}", EXIT_SPEC)
+    except Interrupted as exc:
+        print(f"\ninterrupted: {exc}; every finished result is saved in {args.out}/work/.\n"
+              f"Run the same command again to resume.", file=sys.stderr)
+        return 130
     t = manifest.pop("timings")
     print(f"{manifest['dataset']}: {manifest['scenarios']} scenarios planned "
           f"({', '.join(f'{k} {v}' for k, v in manifest['planned_splits'].items())}); "
           f"held out: {', '.join(manifest['held_out']) or 'none'}")
-    if args.stage != "plan":
-        print(f"LM `{manifest['lm']}`: {manifest['lm_calls']} calls, {manifest['prompt_tokens']} prompt + "
-              f"{manifest['completion_tokens']} completion tokens, {manifest.get('retries', 0)} retries, "
-              f"{manifest['failures']} failed scenarios (see failures.jsonl)")
-    if args.stage == "export":
+    if "run" in manifest:
+        r = manifest["run"]
+        print(f"this run: {r['calls']} LM calls, {r['prompt_tokens']} prompt + {r['completion_tokens']} completion "
+              f"tokens" + (f", ${r['cost']:.2f}" if r['cost'] else "") + f", {r['retries']} retries")
+    if "shard" in manifest:
+        i, n = manifest["shard"]
+        print(f"shard {i}/{n} done; join all {n} shards with `humanllm merge DIR... -o OUT`")
+    elif args.stage != "plan":
+        print(f"dataset: {manifest['lm_calls']} LM calls, {manifest['failures']} failed scenarios (see failures.jsonl)")
+    if args.stage == "export" and "shard" not in manifest:
         print(f"wrote {manifest['records']} records and {sum(manifest['sft_samples'].values())} SFT samples to {args.out}/")
     print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
+    return 0
+
+
+def _load_programs(paths) -> dict:
+    if not paths:
+        return {}
+    from .compiler.saved_programs import load_program
+
+    programs = {}
+    for path in paths:
+        name, module = load_program(path)
+        if name not in ("scenario", "conversation", "checklist", "variation"):
+            raise ValueError(f"{path}: holds the `{name}` program, which compile does not run "
+                             "(it runs scenario, conversation, checklist, variation)")
+        programs[name] = module
+    return programs
+
+
+def cmd_merge(args) -> int:
+    from .cli import EXIT_SPEC
+    from .runtime.compile import merge_shards
+
+    try:
+        manifest = merge_shards(args.shards, args.out)
+    except (ValueError, OSError) as exc:
+        return _error("merge", str(exc), EXIT_SPEC)
+    print(f"merged {len(args.shards)} shards: {manifest['records']} records, "
+          f"{manifest['failures']} failed scenarios, written to {args.out}/")
     return 0

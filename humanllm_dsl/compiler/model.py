@@ -8,7 +8,7 @@ import json
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 FAMILIES = ("social_cognitive", "trait")
 DIMENSIONS = ("extraversion", "agreeableness", "conscientiousness", "emotional_stability", "openness")
@@ -170,6 +170,9 @@ converter = cattrs.Converter()
 converter.register_unstructure_hook(
     Direction, make_dict_unstructure_fn(Direction, converter, sources=override(rename="from"),
                                         targets=override(rename="to")))
+converter.register_structure_hook(
+    Direction, make_dict_structure_fn(Direction, converter, sources=override(rename="from"),
+                                      targets=override(rename="to")))
 for _cls in (Pattern, Interaction, Exclusion, Dataset):
     converter.register_unstructure_hook(
         _cls, make_dict_unstructure_fn(_cls, converter, where=override(omit=True)))
@@ -178,3 +181,8 @@ for _cls in (Pattern, Interaction, Exclusion, Dataset):
 def to_json(library: Library) -> dict:
     """The documented JSON shape of `humanllm dump --json` (see docs/language.md)."""
     return converter.unstructure(library)
+
+
+def from_json(data: dict) -> Library:
+    """The inverse of `to_json` (source positions are not kept)."""
+    return converter.structure(data, Library)

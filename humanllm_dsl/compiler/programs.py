@@ -186,9 +186,15 @@ class _Program(dspy.Module):
         self.predict = dspy.Predict(instructed(self.signature, self.template, **context))
 
     def forward(self, config=None, **inputs):
+        return self.predict(**self._inputs(inputs), config=config or {})
+
+    async def aforward(self, config=None, **inputs):
+        return await self.predict.acall(**self._inputs(inputs), config=config or {})
+
+    def _inputs(self, inputs: dict) -> dict:
         if "feedback" in self.signature.input_fields:
             inputs.setdefault("feedback", "")
-        return self.predict(**inputs, config=config or {})
+        return inputs
 
 
 class ScenarioSynthesis(_Program):

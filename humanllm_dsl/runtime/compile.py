@@ -1,21 +1,56 @@
-"""`humanllm compile`: specs -> plan -> programs -> records -> exports, in one output folder."""
+"""`humanllm compile`: specs -> plan -> programs -> records -> exports, in one output folder.
+
+The output folder holds everything a run needs to resume: `plan.jsonl`, `work/<stage>.jsonl`
+(finished results, one per line), `work/usage.json` (every call ever made for it) and the DSPy
+cache (`cache/`, unless `--cache-dir` or `--no-cache`). A shard (`--shard i/n`) stops before the
+export and writes `shard.json` and `library.json`, so `humanllm merge` needs nothing else.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
 from ..compiler import model as m
-from ..compiler.plan import Plan, make_plan
+from ..compiler.plan import Plan, Slot, make_plan
 from . import export as ex
-from .pipeline import STAGES, Generator
+from .backends import OFFLINE, LMSpec, configure_cache, make_lm
+from .calls import CallPolicy, Limits
+from .lmconfig import LMConfig, load_config
+from .pipeline import GENERATION_PROGRAMS, STAGES, Generator, Programs, Usage
+from .progress import Progress
 from .store import JsonlStore, write_json, write_jsonl
 
-OFFLINE = "offline"
+WORK_STAGES = STAGES[1:4]
+
+
+class Interrupted(Exception):
+    """Ctrl-C: in-flight calls were abandoned; everything finished is on disk."""
+
+
+@attrs.frozen
+class Shard:
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        try:
+            i, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard takes I/N (for example 0/4), not `{text}`") from None
+        if not 0 <= i < n:
+            raise ValueError(f"--shard {text}: I must be in 0..{n - 1}")
+        return cls(i, n)
+
+    def take(self, slots: Sequence[Slot]) -> list[Slot]:
+        """Every n-th slot from the i-th: shares of equal size and the same split mix."""
+        return [s for k, s in enumerate(slots) if k % self.count == self.index]
 
 
 @attrs.frozen
@@ -24,22 +59,27 @@ class CompileOptions:
     dataset: str | None = None
     scenarios: int | None = None
     seed: int | None = None
-    lm: str = OFFLINE
+    lm: str | None = None  # overrides the config file's [lm] model; default offline
     api_base: str | None = None
+    lm_config: LMConfig | None = None
+    limits: dict = attrs.Factory(dict)  # overrides of [limits]: concurrency, rpm, tpm, timeout
     stage: str = "export"
     max_attempts: int = 3
     max_tokens: int | None = None  # SFT windowing
     progress: bool = True
+    cache: bool = True
+    cache_dir: Path | None = None
+    shard: Shard | None = None
+    programs: dict = attrs.Factory(dict)  # name -> dspy.Module loaded with --program
 
-
-def make_lm(name: str, seed: int, api_base: str | None = None):
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import dspy
-
-    if name == OFFLINE:
-        from .offline import offline_lm
-        return offline_lm(seed)
-    return dspy.LM(name, api_base=api_base) if api_base else dspy.LM(name)
+    def config(self) -> LMConfig:
+        config = self.lm_config or LMConfig()
+        lm = config.lm
+        if self.lm is not None:
+            lm = attrs.evolve(lm, model=self.lm, api_base=self.api_base)
+        elif self.api_base is not None:
+            lm = attrs.evolve(lm, api_base=self.api_base)
+        return attrs.evolve(config, lm=lm, limits=attrs.evolve(config.limits, **self.limits))
 
 
 def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
@@ -47,74 +87,172 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
     if options.stage not in STAGES:
         raise ValueError(f"unknown stage `{options.stage}` (one of: {', '.join(STAGES)})")
     dataset = lib.dataset(options.dataset)
+    config = options.config()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     plan = make_plan(lib, dataset, scenarios=options.scenarios, seed=options.seed)
     write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
-    manifest = _manifest(lib, dataset, plan, options)
+    manifest = base_manifest(lib, dataset, plan, config, options.stage)
     timings = {"plan": time.perf_counter() - started}
     if options.stage != "plan":
-        records = _generate(lib, dataset, plan, options, manifest, timings)
-        if options.stage == "export":
-            t = time.perf_counter()
-            write_jsonl(out / "records.jsonl", records)
-            manifest["sft_samples"] = ex.export(out, records, max_tokens=options.max_tokens)
-            manifest["splits"] = {s: sum(r["split"] == s for r in records) for s in m.SPLITS}
-            manifest["records"] = len(records)
-            ex.write_card(out, manifest, records, lib)
-            ex.write_patterns(out, records, lib)
-            timings["export"] = time.perf_counter() - t
-    write_json(out / "manifest.json", manifest)
+        t = time.perf_counter()
+        run_usage = generate(lib, dataset, plan, config, options)
+        timings["generate"] = time.perf_counter() - t
+        manifest["run"] = run_usage
+        if options.shard is not None:
+            write_json(out / "library.json", m.to_json(lib))
+            write_json(out / "shard.json", {"shard": [options.shard.index, options.shard.count],
+                                            "dataset": dataset.id, "scenarios": len(plan.slots), "seed": plan.seed,
+                                            "spec_hash": lib.spec_hash, "stage": options.stage,
+                                            "lm": manifest["lm"], "programs": manifest["programs"],
+                                            "max_tokens": options.max_tokens})
+            manifest.update(shard=[options.shard.index, options.shard.count])
+            manifest["timings"] = timings
+            return manifest
+        t = time.perf_counter()
+        finish(out, lib, plan, manifest, options.stage, options.max_tokens)
+        manifest["run"] = run_usage
+        timings["export"] = time.perf_counter() - t
+    else:
+        write_json(out / "manifest.json", manifest)
     manifest["timings"] = timings  # shown to the user, not written: outputs stay byte-identical
     return manifest
 
 
-def _manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, options: CompileOptions) -> dict:
+def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConfig, stage: str) -> dict:
     return {"dataset": dataset.id, "seed": plan.seed, "scenarios": len(plan.slots), "held_out": list(plan.held_out),
-            "spec_hash": lib.spec_hash, "lm": options.lm if options.lm == OFFLINE else options.lm,
-            "offline": options.lm == OFFLINE, "stage": options.stage,
-            "planned_splits": plan.counts(), "splits": {}, "sft_samples": {}, "records": 0, "failures": 0,
-            "lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
-            "programs": {name: options.lm for name in ("scenario", "conversation", "checklist", "variation")}}
+            "spec_hash": lib.spec_hash, "lm": config.lm.label, "offline": config.lm.model == OFFLINE,
+            "stage": stage, "planned_splits": plan.counts(), "splits": {}, "sft_samples": {}, "records": 0,
+            "failures": 0, "lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0,
+            "programs": config.models(GENERATION_PROGRAMS)}
 
 
-def _generate(lib, dataset, plan, options, manifest, timings) -> list[dict]:
-    import dspy
-
+def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> dict:
+    """Run the generation stages; return this run's usage (wasted calls included)."""
     out = options.out
     failures_path = out / "failures.jsonl"
     if failures_path.exists():  # failed slots are tried again on every run
         failures_path.unlink()
     failures = JsonlStore(failures_path)
-    generator = Generator(lib, dataset, plan, out / "work", failures, options.max_attempts)
-    lm = make_lm(options.lm, plan.seed, options.api_base)
-    t = time.perf_counter()
-    with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False), track_usage=True):
-        if options.progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-            with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), TimeRemainingColumn()) as bar:
-                generator.run(options.stage, bar)
-        else:
-            generator.run(options.stage)
-    failures.close()
-    timings["generate"] = time.perf_counter() - t
-    c = generator.counters
-    usage_path = out / "work" / "usage.json"  # totals survive restarts
-    totals = json.loads(usage_path.read_text("utf-8")) if usage_path.exists() else {}
-    totals = {key: totals.get(key, 0) + value for key, value in
-              {"lm_calls": c.calls, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-               "retries": c.retries}.items()}
-    write_json(usage_path, totals)
-    manifest.update(totals, failures=len(failures.items))
-    if options.stage != "export":
-        return []
-    stores = generator.stores
-    records = []
-    for slot in plan.slots:
-        parts = [stores[s].get(slot.id) for s in ("scenarios", "conversations", "checklists")]
-        if all(parts):
-            records.append(ex.build_record(slot, *parts, lib, manifest["lm"]))
-    write_jsonl(failures_path, sorted(failures.items.values(), key=lambda r: r["id"]))
-    return records
+    lms, made = {}, {}
+    for name in GENERATION_PROGRAMS:
+        spec = config.for_program(name)
+        if spec not in made:
+            made[spec] = make_lm(spec, plan.seed, cache=options.cache)
+        lms[name] = made[spec]
+    offline = all(spec.model == OFFLINE for spec in made)
+    if not offline:
+        configure_cache(options.cache_dir or out / "cache", options.cache)
+    programs = Programs(lib, lms, replace=options.programs)
+    slots = options.shard.take(plan.slots) if options.shard else plan.slots
+    generator = Generator(lib, dataset, plan, out / "work", failures, options.max_attempts, programs,
+                          durable=not offline, slots=slots)
+    progress = Progress(generator, slots, options.stage, enabled=options.progress)
+    try:
+        asyncio.run(_run(generator, config.limits, options.stage, progress))
+    except KeyboardInterrupt:
+        raise Interrupted(progress.summary()) from None
+    finally:
+        failures.close()
+        progress.close()
+        _save_run_usage(out, generator)
+    return generator.usage.as_dict()
+
+
+async def _run(generator: Generator, limits: Limits, stage: str, progress: Progress) -> None:
+    import logging
+
+    import dspy
+
+    # Truncation and parse failures are handled (retried with feedback, then recorded): don't log them too.
+    logging.getLogger("dspy.clients.lm").setLevel(logging.ERROR)
+
+    generator.policy = CallPolicy(limits)
+    with dspy.context(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False), track_usage=True):
+        with progress:
+            await generator.run(stage, workers=limits.concurrency)
+
+
+def _save_run_usage(out: Path, generator: Generator) -> None:
+    """Add this run's calls to `work/usage.json`, the totals over every run (they survive restarts)."""
+    path = out / "work" / "usage.json"
+    totals = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    run = generator.usage.as_dict() | {"transient_retries": generator.policy.transient_retries if generator.policy else 0}
+    write_json(path, {key: totals.get(key, 0) + value for key, value in run.items()})
+
+
+def read_work(out: Path) -> dict[str, JsonlStore]:
+    return {stage: JsonlStore(out / "work" / f"{stage}.jsonl") for stage in WORK_STAGES}
+
+
+def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, max_tokens: int | None) -> None:
+    """Write the records, exports, card and manifest from the work files and failures."""
+    stores = read_work(out)
+    failures_path = out / "failures.jsonl"
+    failures = JsonlStore(failures_path).items if failures_path.exists() else {}
+    usage = Usage()
+    for row in [*(r for s in stores.values() for r in s.items.values()), *failures.values()]:
+        usage.add(Usage(**row.get("usage", {})))
+    manifest.update(lm_calls=usage.calls, prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens, retries=usage.retries, failures=len(failures))
+    manifest.pop("run", None)
+    write_jsonl(failures_path, sorted(failures.values(), key=lambda r: r["id"]))
+    if stage == "export":
+        records = []
+        for slot in plan.slots:
+            parts = [stores[s].get(slot.id) for s in WORK_STAGES]
+            if all(parts):
+                records.append(ex.build_record(slot, *parts, lib, manifest["lm"]))
+        write_jsonl(out / "records.jsonl", records)
+        manifest["sft_samples"] = ex.export(out, records, max_tokens=max_tokens)
+        manifest["splits"] = {s: sum(r["split"] == s for r in records) for s in m.SPLITS}
+        manifest["records"] = len(records)
+        ex.write_card(out, manifest, records, lib)
+        ex.write_patterns(out, records, lib)
+    write_json(out / "manifest.json", manifest)
+
+
+def merge_shards(folders: Sequence[Path], out: Path) -> dict:
+    """Join shard folders into `out`, exactly as a one-machine run of the same command would write it."""
+    metas = []
+    for folder in folders:
+        path = folder / "shard.json"
+        if not path.exists():
+            raise ValueError(f"{folder}: not a shard folder (no shard.json; compile it with --shard I/N)")
+        metas.append((folder, json.loads(path.read_text("utf-8"))))
+    first = metas[0][1]
+    count = first["shard"][1]
+    for folder, meta in metas:
+        for key in ("dataset", "scenarios", "seed", "spec_hash", "stage", "lm", "programs", "max_tokens"):
+            if meta[key] != first[key]:
+                raise ValueError(f"{folder}: `{key}` is {meta[key]!r}, but {metas[0][0]} has {first[key]!r}; "
+                                 "shards of one dataset must come from the same command")
+    seen = sorted(meta["shard"][0] for _, meta in metas)
+    if seen != list(range(count)) or any(meta["shard"][1] != count for _, meta in metas):
+        missing = sorted(set(range(count)) - set(seen))
+        raise ValueError(f"shards do not make a whole: have {', '.join(map(str, seen))} of {count}"
+                         + (f"; missing {', '.join(map(str, missing))}" if missing else "; some appear twice"))
+    lib = m.from_json(json.loads((metas[0][0] / "library.json").read_text("utf-8")))
+    if lib.spec_hash != first["spec_hash"]:
+        raise ValueError(f"{metas[0][0]}/library.json does not match its spec hash")
+    dataset = lib.dataset(first["dataset"])
+    plan = make_plan(lib, dataset, scenarios=first["scenarios"], seed=first["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
+    for stage in WORK_STAGES:
+        rows = {}
+        for folder, _ in metas:
+            rows.update(JsonlStore(folder / "work" / f"{stage}.jsonl").items)
+        order = {s.id: k for k, s in enumerate(plan.slots)}
+        write_jsonl(out / "work" / f"{stage}.jsonl", sorted(rows.values(), key=lambda r: order[r["id"]]))
+    failures = {}
+    for folder, _ in metas:
+        if (folder / "failures.jsonl").exists():
+            failures.update(JsonlStore(folder / "failures.jsonl").items)
+    write_jsonl(out / "failures.jsonl", sorted(failures.values(), key=lambda r: r["id"]))
+    config = LMConfig(lm=LMSpec(model=first["lm"]))
+    manifest = base_manifest(lib, dataset, plan, config, first["stage"])
+    manifest["programs"] = first["programs"]
+    finish(out, lib, plan, manifest, first["stage"], first["max_tokens"])
+    return manifest

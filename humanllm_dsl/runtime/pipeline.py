@@ -1,142 +1,155 @@
 """The generation pipeline: plan slots -> scenarios -> conversations -> checklists (+ variation).
 
-Each stage's finished results are appended to `work/<stage>.jsonl` in the output folder, so a
-re-run of the same command resumes without repeating finished LM calls. An output that fails
-validation is retried with the problems as feedback, up to `max_attempts`, then recorded in
-`failures.jsonl` with its reason.
+Slots run concurrently, each through its stages in order, so a scenario's conversation starts as
+soon as its scenario is done. Each stage's finished results are appended to `work/<stage>.jsonl`
+in the output folder, so a re-run of the same command resumes without repeating finished LM
+calls. An output that fails validation (or cannot be parsed, or was cut off) is retried with the
+problems as feedback, up to `max_attempts`, then recorded in `failures.jsonl` with its reason.
+Transient transport failures are retried by the CallPolicy (see calls.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import attrs
 import dspy
+from dspy.utils.exceptions import AdapterParseError
 
 from ..compiler import model as m
 from ..compiler import programs as P
 from ..compiler.plan import Plan, Slot
 from . import validate
+from .calls import CallPolicy, TruncatedOutput
 from .export import interaction_json
 from .names import candidate_names
 from .store import JsonlStore
 
 STAGES = ("plan", "scenarios", "conversations", "checklists", "export")
+GENERATION_PROGRAMS = ("scenario", "conversation", "checklist", "variation")
 
 
 @attrs.define
-class Counters:
+class Usage:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     retries: int = 0
+    cost: float = 0.0  # USD, where the provider's prices are known
+
+    def add(self, other: "Usage") -> None:
+        for field in attrs.fields(Usage):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+    def as_dict(self) -> dict:
+        return attrs.asdict(self)
 
 
 class Programs:
-    """The generation programs, built once from the library."""
+    """The generation programs, built once from the library; `lms` gives each its own LM."""
 
-    def __init__(self, lib: m.Library):
+    def __init__(self, lib: m.Library, lms: dict[str, dspy.LM] | None = None,
+                 replace: dict[str, dspy.Module] | None = None):
         situations = ", ".join(f"{s.name}: {s.description}" for s in lib.situations)
         domains = ", ".join(d.name for d in lib.domains)
         self.scenario = P.ScenarioSynthesis(situations, domains)
         self.conversation = P.ConversationSynthesis()
         self.checklist = P.ScenarioChecklist()
         self.variation = P.ScenarioVariation()
+        for name, program in (replace or {}).items():  # optimised programs loaded with --program
+            setattr(self, name, program)
+        for name, lm in (lms or {}).items():
+            getattr(self, name).set_lm(lm)
 
 
 class Generator:
     def __init__(self, lib: m.Library, dataset: m.Dataset, plan: Plan, work: Path, failures: JsonlStore,
-                 max_attempts: int = 3, programs: Programs | None = None):
+                 max_attempts: int = 3, programs: Programs | None = None, policy: CallPolicy | None = None,
+                 durable: bool = False, slots: list[Slot] | None = None):
         self.lib, self.dataset, self.plan = lib, dataset, plan
+        self.slots = plan.slots if slots is None else slots
         self.programs = programs or Programs(lib)
+        self.policy = policy
         self.failures = failures
         self.max_attempts = max_attempts
-        self.counters = Counters()
-        self.stores = {stage: JsonlStore(work / f"{stage}.jsonl") for stage in STAGES[1:4]}
+        self.usage = Usage()  # this run's calls, wasted ones included
+        self.stores = {stage: JsonlStore(work / f"{stage}.jsonl", durable=durable) for stage in STAGES[1:4]}
         self.by_id = lib.by_id
         self.situations = {s.id: s for s in lib.situations}
         self.domains = {d.id: d for d in lib.domains}
         self.declared = {(it.patterns, it.type): it for it in lib.interactions}
+        self.on_record: Callable[[str], None] = lambda stage: None
 
-    # -- one call, with validation and feedback retries
-    def _attempt(self, slot: Slot, stage: str, call: Callable[[str, dict], dspy.Prediction],
-                 check: Callable[[dspy.Prediction], list[str]]) -> dspy.Prediction | None:
+    # -- one output, with validation and feedback retries
+    async def _attempt(self, slot: Slot, stage: str, program: dspy.Module, inputs: dict,
+                       check: Callable[[dict], list[str]], usage: Usage) -> dict | None:
         feedback, problems = "", []
         for attempt in range(self.max_attempts):
             config = {"rollout_id": f"{slot.id}/{stage}/{attempt}"}
+            out = None
             try:
-                out = call(feedback, config)
-            except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # adapter parse errors and the like
-                problems = [f"the output could not be parsed: {exc}"]
-                out = None
-            self._count(out)
+                out = await self._call(program, dict(inputs, feedback=feedback, config=config))
+            except TruncatedOutput as exc:
+                problems = [f"{exc}; answer more briefly"]
+            except (AdapterParseError, ValueError, KeyError, TypeError) as exc:  # an answer in the wrong shape
+                problems = [f"the output could not be parsed: {_short(exc)}"]
+            except Exception as exc:  # noqa: BLE001 - transient failures the policy gave up on
+                if not _is_lm_error(exc):
+                    raise
+                problems = [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
+            usage.calls += 1
+            _count_tokens(out, usage)
             if out is not None:
-                problems = check(out)
+                result = _plain(out)
+                problems = check(result)
                 if not problems:
-                    return out
-            self.counters.retries += attempt + 1 < self.max_attempts
+                    return result
+            usage.retries += attempt + 1 < self.max_attempts
             feedback = "Fix these problems: " + "; ".join(problems)
         self.failures.append({"id": slot.id, "stage": stage, "attempts": self.max_attempts,
-                              "reason": "; ".join(problems)})
+                              "reason": "; ".join(problems), "usage": usage.as_dict()})
         return None
 
-    def _count(self, out) -> None:
-        self.counters.calls += 1
-        usage = out.get_lm_usage() if out is not None and hasattr(out, "get_lm_usage") else None
-        for entry in (usage or {}).values():
-            self.counters.prompt_tokens += int(entry.get("prompt_tokens") or 0)
-            self.counters.completion_tokens += int(entry.get("completion_tokens") or 0)
+    async def _call(self, program: dspy.Module, inputs: dict) -> dspy.Prediction:
+        if self.policy is None:
+            return await program.acall(**inputs)
+        return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs))
 
     # -- stages
-    def scenario(self, slot: Slot) -> dict | None:
+    async def scenario(self, slot: Slot, usage: Usage) -> dict | None:
         rng = random.Random(f"{self.plan.seed}/{slot.id}/names")
         names = candidate_names(rng, slot.characters + 2)
         situation, domain = self.situations[slot.situation], self.domains[slot.domain]
-        briefs = [P.pattern_brief(self.by_id[p]) for p in slot.patterns]
-        interactions = [self._interaction(i) for i in slot.interactions]
+        inputs = dict(patterns=P.dumps([P.pattern_brief(self.by_id[p]) for p in slot.patterns]),
+                      interactions=P.dumps([self._interaction(i) for i in slot.interactions]),
+                      situation=f"{situation.name}: {situation.description}",
+                      domain=f"{domain.name}: {domain.description}".rstrip(": "),
+                      character_count=slot.characters, candidate_names=names)
+        result = await self._attempt(slot, "scenarios", self.programs.scenario, inputs,
+                                     lambda o: validate.scenario_problems(o, slot, names), usage)
+        return None if result is None else {"id": slot.id, **result}
 
-        def call(feedback, config):
-            return self.programs.scenario(
-                patterns=P.dumps(briefs), interactions=P.dumps(interactions),
-                situation=f"{situation.name}: {situation.description}",
-                domain=f"{domain.name}: {domain.description}".rstrip(": "),
-                character_count=slot.characters, candidate_names=names, feedback=feedback, config=config)
-
-        out = self._attempt(slot, "scenarios", call, lambda o: validate.scenario_problems(_plain(o), slot, names))
-        if out is None:
-            return None
-        result = _plain(out)
-        return {"id": slot.id, **result}
-
-    def conversation(self, slot: Slot, scenario: dict) -> dict | None:
-        context = self.scenario_context(slot, scenario)
+    async def conversation(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
         names = [self.by_id[p].name for p in slot.patterns]
+        inputs = dict(scenario=P.dumps(self.scenario_context(slot, scenario)),
+                      min_turns=self.dataset.turns[0], max_turns=self.dataset.turns[1])
+        result = await self._attempt(slot, "conversations", self.programs.conversation, inputs, lambda o: (
+            validate.conversation_problems(o["turns"], scenario, self.dataset.turns, names)), usage)
+        return None if result is None else {"id": slot.id, "turns": result["turns"]}
 
-        def call(feedback, config):
-            return self.programs.conversation(scenario=P.dumps(context), min_turns=self.dataset.turns[0],
-                                              max_turns=self.dataset.turns[1], feedback=feedback, config=config)
-
-        out = self._attempt(slot, "conversations", call, lambda o: validate.conversation_problems(
-            _plain(o)["turns"], scenario, self.dataset.turns, names))
-        return None if out is None else {"id": slot.id, "turns": _plain(out)["turns"]}
-
-    def checklists(self, slot: Slot, scenario: dict) -> dict | None:
+    async def checklists(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
         context = self.scenario_context(slot, scenario)
-        out = self._attempt(slot, "checklists",
-                            lambda fb, cfg: self.programs.checklist(scenario=P.dumps(context), feedback=fb, config=cfg),
-                            lambda o: validate.checklist_problems(_plain(o)["checklist"], scenario))
+        out = await self._attempt(slot, "checklists", self.programs.checklist, dict(scenario=P.dumps(context)),
+                                  lambda o: validate.checklist_problems(o["checklist"], scenario), usage)
         if out is None:
             return None
-        checklist = _plain(out)["checklist"]
-        varied_context = {**context, "checklist": checklist}
-        var = self._attempt(slot, "checklists",
-                            lambda fb, cfg: self.programs.variation(scenario=P.dumps(varied_context), feedback=fb, config=cfg),
-                            lambda o: validate.checklist_problems(_plain(o)["varied_checklist"], scenario))
-        if var is None:
-            return None
-        return {"id": slot.id, "checklist": checklist, "variation": _plain(var)}
+        varied = {**context, "checklist": out["checklist"]}
+        var = await self._attempt(slot, "checklists", self.programs.variation, dict(scenario=P.dumps(varied)),
+                                  lambda o: validate.checklist_problems(o["varied_checklist"], scenario), usage)
+        return None if var is None else {"id": slot.id, "checklist": out["checklist"], "variation": var}
 
     def scenario_context(self, slot: Slot, scenario: dict) -> dict:
         return {key: scenario[key] for key in ("background", "characters", "protagonist", "char2pattern",
@@ -150,36 +163,74 @@ class Generator:
         return interaction_json(it) | {"because": full.because, "expect": full.expect}
 
     # -- driving
-    def run(self, stop: str, progress=None) -> None:
-        """Run every stage up to and including `stop` over all slots."""
-        last = STAGES.index(stop)
-        failed = set()
-        for stage in STAGES[1:min(last, 3) + 1]:
+    def todo(self, stop: str) -> list[Slot]:
+        """Slots with work left up to stage `stop` (failed slots of earlier runs are tried again)."""
+        stages = STAGES[1:min(STAGES.index(stop), 3) + 1]
+        return [s for s in self.slots if any(s.id not in self.stores[stage] for stage in stages)]
+
+    async def run_slot(self, slot: Slot, stop: str) -> None:
+        """Take one slot through every stage up to `stop`, skipping stages already on disk."""
+        stages = STAGES[1:min(STAGES.index(stop), 3) + 1]
+        result = None
+        for stage in stages:
             store = self.stores[stage]
-            todo = [s for s in self.plan.slots if s.id not in store and s.id not in failed]
-            task = progress.add_task(stage, total=len(self.plan.slots), completed=len(self.plan.slots) - len(todo)) \
-                if progress else None
-            for slot in todo:
-                result = self._run_stage(stage, slot)
-                if result is None:
-                    failed.add(slot.id)
-                else:
-                    store.append(result)
-                if progress:
-                    progress.advance(task)
+            if slot.id in store:
+                continue
+            usage = Usage()
+            scenario = self.stores["scenarios"].get(slot.id)
+            if stage == "scenarios":
+                result = await self.scenario(slot, usage)
+            elif stage == "conversations":
+                result = await self.conversation(slot, scenario, usage)
+            else:
+                result = await self.checklists(slot, scenario, usage)
+            self.usage.add(usage)
+            if result is None:
+                return
+            store.append({**result, "usage": usage.as_dict()})
+            self.on_record(stage)
+
+    async def run(self, stop: str, workers: int) -> None:
+        """Run every slot up to stage `stop`, `workers` slots at a time, in plan order."""
+        queue: asyncio.Queue[Slot] = asyncio.Queue()
+        for slot in self.todo(stop):
+            queue.put_nowait(slot)
+
+        async def worker() -> None:
+            while not queue.empty():
+                await self.run_slot(queue.get_nowait(), stop)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for store in self.stores.values():
             store.close()
 
-    def _run_stage(self, stage: str, slot: Slot) -> dict | None:
-        if stage == "scenarios":
-            return self.scenario(slot)
-        scenario = self.stores["scenarios"].get(slot.id)
-        if scenario is None:
-            return None
-        if stage == "conversations":
-            return self.conversation(slot, scenario)
-        if slot.id not in self.stores["conversations"]:
-            return None
-        return self.checklists(slot, scenario)
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_lm_error(exc: BaseException) -> bool:
+    from dspy.utils.exceptions import LMError
+    return isinstance(exc, (LMError, TimeoutError))
+
+
+def _count_tokens(out, usage: Usage) -> None:
+    entries = out.get_lm_usage() if out is not None and hasattr(out, "get_lm_usage") else None
+    for entry in (entries or {}).values():
+        usage.prompt_tokens += int(entry.get("prompt_tokens") or 0)
+        usage.completion_tokens += int(entry.get("completion_tokens") or 0)
+        usage.cost += float(entry.get("cost") or 0.0)
+
+
+def _estimate_tokens(inputs: dict) -> int:
+    """A rough token estimate of a call (prompt plus a typical answer) for the tokens-per-minute limit."""
+    return sum(len(str(v)) for v in inputs.values()) // 4 + 1500
 
 
 def _plain(prediction: dspy.Prediction) -> dict:

@@ -1,5 +1,6 @@
-"""Durable JSON-lines files: each finished result is one line, appended, flushed and fsynced,
-so a crash loses at most the work in flight and a re-run resumes from what is on disk."""
+"""Durable JSON-lines files: each finished result is one line, written with one `write` call
+to a file opened for appending (so a kill never leaves half a line before a whole one) and
+fsynced, so a crash loses at most the work in flight and a re-run resumes from what is on disk."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ class JsonlStore:
     """An append-only file of `{"id": ..., ...}` lines, read back into a dict by id.
     A torn last line (from a kill mid-write) is ignored and overwritten."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, durable: bool = False):
         self.path = path
+        self.durable = durable  # fsync every line, not at most once a second
         self.items: dict[str, dict] = {}
         self._file = None
         self._synced = time.monotonic()
@@ -45,30 +47,31 @@ class JsonlStore:
         return self.items.get(key)
 
     def append(self, row: dict) -> None:
-        """Write one line and flush it to the OS, so killing the process cannot lose it; fsync at
-        most once a second (and on close) so that a power loss costs at most the last second."""
+        """Write one line in one system call, so killing the process cannot lose or tear it; fsync
+        it when `durable` (each line cost an LM call), else at most once a second and on close."""
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(dumps(row) + "\n")
-        self._file.flush()
+            self._file = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        data = (dumps(row) + "\n").encode("utf-8")
+        written = os.write(self._file, data)
+        if written != len(data):  # a short write (disk full): finish it, or fail loudly
+            os.write(self._file, data[written:])
         now = time.monotonic()
-        if now - self._synced > 1.0:
-            os.fsync(self._file.fileno())
+        if self.durable or now - self._synced > 1.0:
+            os.fsync(self._file)
             self._synced = now
         self.items[row["id"]] = row
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            os.fsync(self._file)
+            os.close(self._file)
             self._file = None
 
     def __del__(self):
         try:
             self.close()
-        except (OSError, ValueError):
+        except OSError:
             pass
 
 

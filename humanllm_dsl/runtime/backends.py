@@ -1,0 +1,88 @@
+"""Which LM answers a program: `offline`, `hf:PATH` (a local transformers model), or any model
+string `dspy.LM` accepts (OpenAI-compatible servers, vLLM, Ollama, hosted providers).
+
+Keys come only from the environment (or from the variable an `api_key_env` names); they are
+never written anywhere. Every LM made here treats a truncated answer (finish_reason "length")
+as a failure, so an incomplete text never passes as a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+import dspy
+
+from .calls import TruncatedOutput
+
+OFFLINE = "offline"
+HF_PREFIX = "hf:"
+
+
+@attrs.frozen
+class LMSpec:
+    """Args:
+        model: `offline`, `hf:PATH`, or a dspy.LM model string such as `openai/gpt-4o-mini`.
+        api_base: base URL of an OpenAI-compatible server.
+        api_key_env: the environment variable holding the key (default: the provider's own).
+        temperature, max_tokens: generation settings (None: the provider's default).
+        batch_size: for `hf:` models, requests generated together.
+    """
+
+    model: str = OFFLINE
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    batch_size: int = 8
+
+    @property
+    def label(self) -> str:
+        """What the manifest records: the model, never a key."""
+        return self.model
+
+
+class GuardedLM(dspy.LM):
+    """A dspy.LM that raises TruncatedOutput when the provider stopped at the token limit."""
+
+    def update_history(self, entry):
+        responses = entry.get("response")
+        for response in responses if isinstance(responses, (list, tuple)) else [responses]:
+            if getattr(response, "finish_reason", None) == "length":
+                raise TruncatedOutput("the answer was cut off at the token limit (finish_reason=length)")
+        super().update_history(entry)
+
+
+def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, cache: bool = True) -> dspy.LM:
+    """Build the dspy.LM for `spec` (an LMSpec or a model string)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if isinstance(spec, str):
+        spec = LMSpec(model=spec, api_base=api_base)
+    settings = {k: v for k, v in (("temperature", spec.temperature), ("max_tokens", spec.max_tokens)) if v is not None}
+    if spec.model == OFFLINE:
+        from .offline import AsyncOfflineEngine, OfflineEngine, MODEL
+        engine = OfflineEngine(seed)
+        return GuardedLM(MODEL, engine=engine, async_engine=AsyncOfflineEngine(engine), cache=False)
+    if spec.model.startswith(HF_PREFIX):
+        from .hf_engine import AsyncHFEngine, HFEngine
+        engine = HFEngine(spec.model[len(HF_PREFIX):], batch_size=spec.batch_size,
+                          max_new_tokens=spec.max_tokens or 1024, temperature=spec.temperature, seed=seed)
+        return GuardedLM(f"humanllm/{spec.model}", engine=engine, async_engine=AsyncHFEngine(engine), cache=cache)
+    client = {}
+    if spec.api_base:
+        client["api_base"] = spec.api_base
+    if spec.api_key_env:
+        key = os.environ.get(spec.api_key_env)
+        if not key:
+            raise ValueError(f"the environment variable {spec.api_key_env} (api_key_env) is not set")
+        client["api_key"] = key
+    # Retries are CallPolicy's (with jitter and limits shared across programs), not dspy's.
+    return GuardedLM(spec.model, cache=cache, num_retries=0, **client, **settings)
+
+
+def configure_cache(folder, enabled: bool) -> None:
+    """Put DSPy's response cache in `folder` (or turn it off)."""
+    if enabled:
+        dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=str(folder))
+    else:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)

@@ -1,0 +1,84 @@
+"""The LM config file: which LM each program uses, and the call limits.
+
+    # lm.toml
+    [lm]                          # every program, unless overridden below
+    model = "openai/gpt-4o-mini"
+    temperature = 1.0
+
+    [programs.conversation]       # scenario, conversation, checklist, variation, judge, holistic
+    model = "hosted_vllm/Qwen/Qwen3-32B"
+    api_base = "http://gpu-box:8000/v1"
+    api_key_env = "VLLM_KEY"      # keys live in the environment, never in this file
+
+    [limits]
+    concurrency = 32
+    rpm = 500
+    tpm = 400000
+    timeout = 120
+    max_retries = 6
+
+Command-line options override the file: `--lm`/`--api-base` the `[lm]` table, `--concurrency`,
+`--rpm`, `--tpm`, `--timeout` the `[limits]` table.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import attrs
+import cattrs
+
+from .backends import LMSpec
+from .calls import Limits
+
+PROGRAMS = ("scenario", "conversation", "checklist", "variation", "judge", "holistic")
+_SECRET_KEYS = {"api_key", "key", "token", "password", "secret"}
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+class ConfigError(ValueError):
+    """A bad LM config file; the message names the file and the offending key."""
+
+
+@attrs.frozen
+class LMConfig:
+    lm: LMSpec = LMSpec()
+    programs: dict[str, LMSpec] = attrs.Factory(dict)
+    limits: Limits = Limits()
+
+    def for_program(self, name: str) -> LMSpec:
+        return self.programs.get(name, self.lm)
+
+    def models(self, names=PROGRAMS[:4]) -> dict[str, str]:
+        """Program -> model label, for the manifest."""
+        return {name: self.for_program(name).label for name in names}
+
+
+def load_config(path: Path) -> LMConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the LM config: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = set(data) - {"lm", "programs", "limits"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; expected [lm], [programs.NAME], [limits]")
+    for table, value in [("lm", data.get("lm", {}))] + [(f"programs.{k}", v) for k, v in data.get("programs", {}).items()]:
+        secret = _SECRET_KEYS & set(value if isinstance(value, dict) else {})
+        if secret:
+            raise ConfigError(f"{path}: [{table}] has `{sorted(secret)[0]}`: keys are read from the environment only; "
+                              f"name the variable with `api_key_env = \"MY_KEY_VAR\"`")
+    bad = set(data.get("programs", {})) - set(PROGRAMS)
+    if bad:
+        raise ConfigError(f"{path}: unknown program(s) {', '.join(sorted(bad))}; known: {', '.join(PROGRAMS)}")
+    base = data.get("lm", {})
+    try:
+        return LMConfig(lm=_converter.structure(base, LMSpec),
+                        programs={k: _converter.structure(v if "model" in v else {**base, **v}, LMSpec)
+                                  for k, v in data.get("programs", {}).items()},
+                        limits=_converter.structure(data.get("limits", {}), Limits))
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        details = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        raise ConfigError(f"{path}: {details}") from exc
