@@ -75,7 +75,7 @@ def judge_agreement(example, pred, trace=None):
         pred: the judge's prediction (`verdicts`).
         trace: set by DSPy while bootstrapping.
     """
-    score = checklist_percent(getattr(pred, "verdicts", None), len(example.items))
+    score = checklist_percent(getattr(pred, "verdicts", None), len(example["items"]))  # .items is a method
     agreement = 0.0 if score is None else 1.0 - abs(score - example.human) / 200.0
     return agreement >= 0.9 if trace is not None else agreement
 
@@ -284,12 +284,13 @@ TARGET_REGISTRY: dict[str, Target] = {
 
 
 # ---- optimisers ------------------------------------------------------------------------------
-def bootstrap(metric, o: OptimizeOptions, reflection_lm):
+def bootstrap(metric, o: OptimizeOptions, lm, reflection_lm):
     """BootstrapFewShot: keep up to `max_demos` demonstrations that passed the metric.
 
     Args:
         metric: `(example, pred, trace) -> float | bool`.
         o: the options.
+        lm: unused (the program runs on the context's LM).
         reflection_lm: unused.
     """
     import dspy
@@ -298,13 +299,14 @@ def bootstrap(metric, o: OptimizeOptions, reflection_lm):
                                  max_rounds=1)
 
 
-def mipro(metric, o: OptimizeOptions, reflection_lm):
+def mipro(metric, o: OptimizeOptions, lm, reflection_lm):
     """MIPROv2 (needs optuna): proposes instructions with `reflection_lm` and searches instructions
     and demos together.
 
     Args:
         metric: `(example, pred, trace) -> float | bool`.
         o: the options.
+        lm: the task model (the LM running the program).
         reflection_lm: the prompt model.
     """
     import dspy
@@ -313,16 +315,17 @@ def mipro(metric, o: OptimizeOptions, reflection_lm):
         import optuna  # noqa: F401
     except ImportError:
         raise OptimizeError("MIPROv2 needs optuna: pip install 'humanllm[eval]'") from None
-    return dspy.MIPROv2(metric=metric, auto=o.budget, prompt_model=reflection_lm, max_bootstrapped_demos=o.max_demos,
+    return dspy.MIPROv2(metric=metric, auto=o.budget, prompt_model=reflection_lm, task_model=lm, max_bootstrapped_demos=o.max_demos,
                         max_labeled_demos=0, seed=o.seed, verbose=False)
 
 
-def gepa(metric, o: OptimizeOptions, reflection_lm):
+def gepa(metric, o: OptimizeOptions, lm, reflection_lm):
     """GEPA: evolves instructions by reflecting on the metric's feedback with `reflection_lm`.
 
     Args:
         metric: `(example, pred, trace) -> float | bool`.
         o: the options.
+        lm: unused (the program runs on the context's LM).
         reflection_lm: the reflection model.
     """
     import dspy
@@ -360,14 +363,13 @@ def score(program, examples: list, metric) -> float:
         examples: the examples.
         metric: `(example, pred, trace) -> float`.
     """
-    from .judge import call_errors
+    from dspy.utils.exceptions import DSPyError
 
-    errors = call_errors()
     total = 0.0
     for ex in examples:
         try:
             total += float(metric(ex, program(**ex.inputs())))
-        except errors:
+        except DSPyError:  # an LM or adapter failure on this example (programming errors propagate)
             pass
     return total / len(examples) if examples else 0.0
 
@@ -402,7 +404,7 @@ def optimize(o: OptimizeOptions) -> dict:
     program = target.program()
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
         baseline = score(program, val, metric)
-        optimizer = OPTIMIZER_REGISTRY[o.optimizer](metric, o, reflection)
+        optimizer = OPTIMIZER_REGISTRY[o.optimizer](metric, o, lm, reflection)
         optimized = optimizer.compile(program, trainset=train, **COMPILE_ARGS[o.optimizer](val))
         after = score(optimized, val, metric)
     summary = {"target": o.target, "optimizer": o.optimizer, "train": len(train), "val": len(val),
