@@ -43,14 +43,24 @@ class LMSpec:
 
 
 class GuardedLM(dspy.LM):
-    """A dspy.LM that raises TruncatedOutput when the provider stopped at the token limit."""
+    """A dspy.LM that raises TruncatedOutput when a program's answer stopped at the token limit.
+
+    Calls made with an explicit `dspy.lm15.Request` get the Response, whose `finish_reason`
+    the caller reads itself; those are not checked here. `keep_history = False` stops DSPy's
+    history of calls (up to 10,000 prompts and answers held in memory) for long runs.
+    """
+
+    keep_history = True
 
     def update_history(self, entry):
+        if entry.get("request") is not None:
+            return super().update_history(entry)
         responses = entry.get("response")
         for response in responses if isinstance(responses, (list, tuple)) else [responses]:
             if getattr(response, "finish_reason", None) == "length":
                 raise TruncatedOutput("the answer was cut off at the token limit (finish_reason=length)")
-        super().update_history(entry)
+        if self.keep_history:
+            super().update_history(entry)
 
 
 def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, cache: bool = True) -> dspy.LM:

@@ -140,6 +140,7 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
         spec = config.for_program(name)
         if spec not in made:
             made[spec] = make_lm(spec, plan.seed, cache=options.cache)
+            made[spec].keep_history = False
         lms[name] = made[spec]
     offline = all(spec.model == OFFLINE for spec in made)
     if not offline:

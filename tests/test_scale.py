@@ -1,0 +1,303 @@
+"""Compile at scale: real-LM backends over HTTP with injected faults, per-program LMs, the call
+policy, kill-and-resume, Ctrl-C, and shard-and-merge. Servers run on 127.0.0.1, started here."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import humanllm_dsl as h
+from humanllm_dsl.cli import main
+from humanllm_dsl.runtime.calls import CallPolicy, Limits, TokenBucket
+from humanllm_dsl.runtime.lmconfig import ConfigError, load_config
+from humanllm_dsl.testing import FakeOpenAIServer, Faults
+from libgen import library_text
+
+SECRET = "sk-test-never-written-0123456789"
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("spec")
+    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    text = path.read_text("utf-8") if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def outputs(folder: Path, skip=("work", "cache")) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).parts[0] not in skip}
+
+
+def compile_args(spec, out, *extra):
+    return ["compile", str(spec), "-o", str(out), "--no-progress", *extra]
+
+
+# ---- faults ---------------------------------------------------------------------------
+def test_faulty_server_run_completes_without_loss_or_duplicates(spec, tmp_path):
+    faults = Faults(rate_limit=0.08, server_error=0.05, timeout=0.03, truncated=0.05, malformed=0.05, empty=0.05,
+                    retry_after=0.05, hang=10)
+    out = tmp_path / "b"
+    with FakeOpenAIServer(latency=0.005, faults=faults, seed=3) as server:
+        rc = main(compile_args(spec, out, "--lm", "openai/fake-model", "--api-base", server.base_url,
+                               "--timeout", "0.5", "--concurrency", "16"))
+        counts = dict(server.counts)
+    assert rc == 0
+    assert all(counts.get(kind, 0) > 0 for kind in ("rate_limit", "server_error", "timeout", "truncated",
+                                                     "malformed", "empty")), counts
+    plan = read_jsonl(out / "plan.jsonl")
+    records = read_jsonl(out / "records.jsonl")
+    failures = read_jsonl(out / "failures.jsonl")
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids))  # nothing duplicated
+    assert {f["id"] for f in failures}.isdisjoint(ids)
+    assert set(ids) | {f["id"] for f in failures} == {p["id"] for p in plan}  # nothing lost
+    assert all(f["reason"] and f["stage"] in ("scenarios", "conversations", "checklists") for f in failures)
+    for stage in ("scenarios", "conversations", "checklists"):
+        lines = read_jsonl(out / "work" / f"{stage}.jsonl")
+        assert len(lines) == len({row["id"] for row in lines})
+    # bounded: at most max_attempts outputs x (1 + max_retries) sends for each of the 4 programs
+    assert sum(counts.values()) <= len(plan) * 4 * 3 * 7
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["lm"] == "openai/fake-model" and manifest["offline"] is False
+    assert manifest["failures"] == len(failures) and manifest["records"] == len(records)
+    assert len(records) >= len(plan) // 2
+
+
+def test_truncated_answers_are_failures_not_data(spec, tmp_path):
+    out = tmp_path / "t"
+    with FakeOpenAIServer(faults=Faults(truncated=1.0)) as server:
+        assert main(compile_args(spec, out, "--lm", "openai/fake", "--api-base", server.base_url,
+                                 "--scenarios", "3")) == 0
+    failures = read_jsonl(out / "failures.jsonl")
+    assert len(failures) == 3 and not read_jsonl(out / "records.jsonl")
+    assert all("finish_reason=length" in f["reason"] for f in failures)
+
+
+def test_keys_never_reach_outputs_and_resume_makes_no_calls(spec, tmp_path):
+    out = tmp_path / "k"
+    with FakeOpenAIServer() as server:
+        args = compile_args(spec, out, "--lm", "openai/fake", "--api-base", server.base_url, "--scenarios", "6")
+        assert main(args) == 0
+        first = server.requests
+        assert first >= 6 * 4
+        assert main(args) == 0
+        assert server.requests == first  # finished work makes zero LM calls
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert (out / "cache").is_dir()  # the DSPy cache defaults to inside the output folder
+
+
+def test_per_program_lms_from_config(spec, tmp_path):
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        config = tmp_path / "lm.toml"
+        config.write_text(f'[lm]\nmodel = "openai/writer"\napi_base = "{a.base_url}"\n\n'
+                          f'[programs.conversation]\nmodel = "openai/talker"\napi_base = "{b.base_url}"\n\n'
+                          '[limits]\nconcurrency = 4\nrpm = 6000\n', encoding="utf-8")
+        out = tmp_path / "c"
+        assert main(compile_args(spec, out, "--lm-config", str(config), "--scenarios", "4")) == 0
+        assert b.requests == 4 and a.requests == 4 * 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["programs"] == {"scenario": "openai/writer", "conversation": "openai/talker",
+                                    "checklist": "openai/writer", "variation": "openai/writer"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[lm]\nmodel = "x"\napi_key = "sk-1"\n', "environment only"),
+    ('[programs.writer]\nmodel = "x"\n', "unknown program(s) writer"),
+    ('[limits]\nconcurency = 3\n', "concurency"),
+    ('[lm\nmodel = "x"\n', "not valid TOML"),
+])
+def test_bad_config_files_name_the_file_and_problem(tmp_path, text, message):
+    path = tmp_path / "lm.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+# ---- the call policy ------------------------------------------------------------------
+def test_backoff_honours_retry_after_and_grows_with_jitter():
+    from dspy.utils.exceptions import LMRateLimitError, LMServerError
+
+    policy = CallPolicy(Limits(backoff=1.0, backoff_max=30.0), rng=random.Random(0))
+    hinted = LMRateLimitError("slow down", retry_after=7.0)
+    assert all(7.0 <= policy.delay(0, hinted) <= 7.7 for _ in range(50))
+    plain = LMServerError("oops")
+    delays = [policy.delay(4, plain) for _ in range(200)]
+    assert max(delays) <= 16.0 and min(delays) >= 0.0 and len(set(delays)) > 100  # full jitter up to 2**4
+
+
+def test_transient_errors_are_retried_and_others_are_not():
+    import asyncio
+
+    from dspy.utils.exceptions import LMRateLimitError
+
+    policy = CallPolicy(Limits(max_retries=3, backoff=0.0, backoff_max=0.0))
+    calls = []
+
+    async def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise LMRateLimitError("busy", retry_after=0.0)
+        return "ok"
+
+    assert asyncio.run(policy.run(flaky)) == "ok" and len(calls) == 3 and policy.transient_retries == 2
+
+    async def broken():
+        calls.append(1)
+        raise ValueError("not transient")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        asyncio.run(policy.run(broken))
+    assert len(calls) == 1
+
+
+def test_token_bucket_spaces_requests(monkeypatch):
+    import asyncio
+
+    import humanllm_dsl.runtime.calls as calls
+
+    clock = [0.0]
+    slept = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(calls.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(calls.asyncio, "sleep", fake_sleep)
+
+    async def take_all():
+        bucket = TokenBucket(60)  # one a second, bursting to 60
+        for _ in range(63):
+            await bucket.take(1)
+
+    asyncio.run(take_all())
+    assert sum(slept) == pytest.approx(3.0)
+
+
+# ---- kill, interrupt, resume ----------------------------------------------------------
+def _compile_cmd(spec, out, *extra):
+    return [sys.executable, "-m", "humanllm_dsl", "compile", str(spec), "-o", str(out), "--no-progress",
+            "--scenarios", "240", *extra]
+
+
+def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(spec, tmp_path):
+    reference = tmp_path / "ref"
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    subprocess.run(_compile_cmd(spec, reference), check=True, env=env, capture_output=True)
+    out = tmp_path / "killed"
+    rng = random.Random(7)
+    killed_with_partial_work = 0
+    for _ in range(4):
+        proc = subprocess.Popen(_compile_cmd(spec, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        scenarios = out / "work" / "scenarios.jsonl"
+        while proc.poll() is None and not (scenarios.exists() and scenarios.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed_with_partial_work += 1
+        proc.wait()
+    assert killed_with_partial_work >= 2
+    subprocess.run(_compile_cmd(spec, out), check=True, env=env, capture_output=True)
+    assert outputs(out) == outputs(reference)
+    for stage in ("scenarios", "conversations", "checklists"):
+        ids = [row["id"] for row in read_jsonl(out / "work" / f"{stage}.jsonl")]
+        assert len(ids) == len(set(ids)) == 240
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(spec, tmp_path):
+    out = tmp_path / "int"
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    proc = subprocess.Popen(_compile_cmd(spec, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scenarios = out / "work" / "scenarios.jsonl"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and not (scenarios.exists() and scenarios.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.fail("the run finished before Ctrl-C arrived; make the test run longer")
+    assert proc.returncode == 130, err
+    assert "Run the same command again to resume" in err and "Traceback" not in err
+    text = scenarios.read_bytes()
+    assert text.endswith(b"\n")  # no torn line
+    kept = len(read_jsonl(scenarios))
+    assert 0 < kept < 240
+    assert main(["compile", str(spec), "-o", str(out), "--no-progress", "--scenarios", "240"]) == 0
+    assert len(read_jsonl(out / "records.jsonl")) == 240
+
+
+# ---- shards ----------------------------------------------------------------------------
+def test_shards_merge_into_the_one_machine_output(spec, tmp_path):
+    whole = tmp_path / "whole"
+    assert main(compile_args(spec, whole)) == 0
+    parts = [tmp_path / f"part{i}" for i in range(3)]
+    for i, part in enumerate(parts):
+        assert main(compile_args(spec, part, "--shard", f"{i}/3")) == 0
+        assert not (part / "records.jsonl").exists() and (part / "shard.json").exists()
+    merged = tmp_path / "merged"
+    assert main(["merge", *map(str, reversed(parts)), "-o", str(merged)]) == 0
+    assert outputs(merged) == outputs(whole)
+
+
+def test_merge_refuses_incomplete_or_mismatched_shards(spec, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(compile_args(spec, a, "--shard", "0/2")) == 0
+    assert main(["merge", str(a), "-o", str(tmp_path / "m")]) == 1
+    assert "missing 1" in capsys.readouterr().err
+    assert main(compile_args(spec, b, "--shard", "1/2", "--seed", "99")) == 0
+    assert main(["merge", str(a), str(b), "-o", str(tmp_path / "m")]) == 1
+    assert "`seed`" in capsys.readouterr().err
+    assert main(["merge", str(tmp_path), "-o", str(tmp_path / "m")]) == 1
+    assert "not a shard folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--shard 3/3", "--shard x", "--concurrency 0", "--rpm -1"])
+def test_bad_options_are_usage_errors(spec, tmp_path, flag, capsys):
+    assert main(compile_args(spec, tmp_path / "o", *flag.split())) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+# ---- local transformers models ---------------------------------------------------------
+def test_hf_backend_batches_concurrent_requests(tmp_path):
+    import asyncio
+
+    import dspy
+    from tiny_model import build_tiny_model
+
+    from humanllm_dsl.runtime.backends import make_lm
+
+    path = build_tiny_model(tmp_path / "tiny")
+    lm = make_lm(f"hf:{path}", seed=0)
+    lm.engine.max_new_tokens = 8
+
+    async def many():
+        requests = [dspy.lm15.Request(model=lm.model, system="You are Ana.",
+                                      messages=(dspy.lm15.Message.user(f"Ben: hello {i}"),)) for i in range(6)]
+        return await asyncio.gather(*(lm.acall(r) for r in requests))
+
+    responses = asyncio.run(many())
+    assert len(responses) == 6
+    assert all(r.finish_reason in ("stop", "length") for r in responses)
+    assert lm.engine.batches < 6  # concurrent calls shared batches
