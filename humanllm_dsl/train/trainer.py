@@ -73,26 +73,35 @@ def precision(cfg: c.TrainConfig) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
 
 
-def sft_config(cfg: c.TrainConfig, has_eval: bool, progress: bool):
-    from trl import SFTConfig
-
+def sft_kwargs(cfg: c.TrainConfig, has_eval: bool, progress: bool) -> dict:
+    """The SFTConfig arguments for `cfg` (what `humanllm train` sets, beyond TRL's defaults)."""
     import dataclasses
+
+    from trl import SFTConfig
 
     p = precision(cfg)
     names = {f.name for f in dataclasses.fields(SFTConfig)}  # transformers 5 renamed gradient_checkpointing
     ckpt = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
-    return SFTConfig(**{ckpt: cfg.gradient_checkpointing},
-        output_dir=cfg.out, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        max_length=cfg.max_length, packing=cfg.packing, assistant_only_loss=True,
-        bf16=p == "bf16", fp16=p == "fp16",
-        logging_steps=cfg.logging_steps, logging_first_step=True,
-        eval_strategy="steps" if has_eval and cfg.eval_steps else "no", eval_steps=cfg.eval_steps or None,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed, data_seed=cfg.seed, report_to="none", disable_tqdm=not progress,
-        dataloader_pin_memory=_has_gpu())
+    return {
+        ckpt: cfg.gradient_checkpointing,
+        "output_dir": cfg.out, "num_train_epochs": cfg.epochs, "max_steps": cfg.max_steps,
+        "learning_rate": cfg.learning_rate, "lr_scheduler_type": cfg.scheduler, "warmup_steps": cfg.warmup_ratio,
+        "weight_decay": cfg.weight_decay, "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.grad_accum,
+        "max_length": cfg.max_length, "packing": cfg.packing, "assistant_only_loss": True,
+        "bf16": p == "bf16", "fp16": p == "fp16",
+        "logging_steps": cfg.logging_steps, "logging_first_step": True,
+        "eval_strategy": "steps" if has_eval and cfg.eval_steps else "no", "eval_steps": cfg.eval_steps or None,
+        "save_strategy": "steps", "save_steps": cfg.save_steps, "save_total_limit": cfg.save_total_limit,
+        "seed": cfg.seed, "data_seed": cfg.seed, "report_to": "none", "disable_tqdm": not progress,
+        "dataloader_pin_memory": _has_gpu(),
+    }
+
+
+def sft_config(cfg: c.TrainConfig, has_eval: bool, progress: bool, **overrides):
+    from trl import SFTConfig
+
+    return SFTConfig(**{**sft_kwargs(cfg, has_eval, progress), **overrides})
 
 
 def resume_path(cfg: c.TrainConfig) -> str | None:
