@@ -19,6 +19,7 @@ import attrs
 from ..compiler import model as m
 from ..compiler.plan import Plan, Slot, make_plan
 from . import export as ex
+from .adapter import FastChatAdapter
 from .backends import OFFLINE, LMSpec, configure_cache, make_lm
 from .calls import CallPolicy, Limits
 from .lmconfig import LMConfig, load_config
@@ -170,7 +171,7 @@ async def _run(generator: Generator, limits: Limits, stage: str, progress: Progr
     logging.getLogger("dspy.clients.lm").setLevel(logging.ERROR)
 
     generator.policy = CallPolicy(limits)
-    with dspy.context(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False), track_usage=True):
+    with dspy.context(adapter=FastChatAdapter(), track_usage=True):
         with progress:
             await generator.run(stage, workers=limits.concurrency)
 

@@ -187,7 +187,7 @@ class Generator:
             self.usage.add(usage)
             if result is None:
                 return
-            store.append({**result, "usage": usage.as_dict()})
+            await store.commit({**result, "usage": usage.as_dict()})
             self.on_record(stage)
 
     async def run(self, stop: str, workers: int) -> None:

@@ -49,6 +49,23 @@ class JsonlStore:
     def append(self, row: dict) -> None:
         """Write one line in one system call, so killing the process cannot lose or tear it; fsync
         it when `durable` (each line cost an LM call), else at most once a second and on close."""
+        self._write(row)
+        now = time.monotonic()
+        if self.durable or now - self._synced > 1.0:
+            os.fsync(self._file)
+            self._synced = now
+
+    async def commit(self, row: dict) -> None:
+        """`append` for async code: a durable store's fsync runs in a worker thread, so other
+        calls go on meanwhile; the caller resumes once the line is on disk."""
+        import asyncio
+
+        if not self.durable:
+            return self.append(row)
+        self._write(row)
+        await asyncio.to_thread(os.fsync, self._file)
+
+    def _write(self, row: dict) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -56,10 +73,6 @@ class JsonlStore:
         written = os.write(self._file, data)
         if written != len(data):  # a short write (disk full): finish it, or fail loudly
             os.write(self._file, data[written:])
-        now = time.monotonic()
-        if self.durable or now - self._synced > 1.0:
-            os.fsync(self._file)
-            self._synced = now
         self.items[row["id"]] = row
 
     def close(self) -> None:

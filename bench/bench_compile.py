@@ -1,0 +1,77 @@
+"""Compile throughput against a local OpenAI-compatible server with a fixed latency.
+
+For each concurrency, runs `humanllm compile` (the whole pipeline: DSPy programs, ChatAdapter,
+HTTP, validation, durable writes) against the fake server in its own process, and prints the
+achieved LM calls per second against the ideal concurrency / latency, then LM calls and tokens
+per finished scenario.
+
+    python bench/bench_compile.py                      # latency 0.2 s, concurrency 1, 16, 64
+    python bench/bench_compile.py --latency 0.1 --concurrency 8 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "humanllm_dsl.testing.openai_server", "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    return proc, proc.stdout.readline().strip()
+
+
+def run(concurrency: int, scenarios: int, url: str, out: Path) -> dict:
+    env = dict(os.environ, OPENAI_API_KEY="bench", LITELLM_LOCAL_MODEL_COST_MAP="True")
+    cmd = [sys.executable, "-m", "humanllm_dsl", "compile", str(ROOT / "specs"), "-o", str(out), "--no-progress",
+           "--scenarios", str(scenarios), "--lm", "openai/bench", "--api-base", url,
+           "--concurrency", str(concurrency), "--no-cache", "--stage", "checklists"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("time:"))
+    generate = float(line.split("generate ")[1].split("s")[0])
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {"generate_s": generate, **{k: manifest[k] for k in ("lm_calls", "prompt_tokens", "completion_tokens",
+                                                                 "failures", "scenarios")}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--seconds", type=float, default=8.0, help="about how long each run should take")
+    args = parser.parse_args()
+    server, url = start_server(args.latency)
+    try:
+        print(f"fake server at {url}, latency {args.latency * 1000:.0f} ms per call")
+        print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal':>7} {'ratio':>6}")
+        last = None
+        for c in args.concurrency:
+            ideal = c / args.latency
+            scenarios = max(4, int(ideal * args.seconds / 4))
+            with tempfile.TemporaryDirectory() as tmp:
+                r = run(c, scenarios, url, Path(tmp) / "out")
+            rate = r["lm_calls"] / r["generate_s"]
+            print(f"{c:>11} {r['lm_calls']:>6} {r['generate_s']:>8.2f} {rate:>8.1f} {ideal:>7.1f} {rate / ideal:>6.2f}")
+            last = r
+        finished = last["scenarios"] - last["failures"]
+        print(f"\nper finished scenario (all stages): {last['lm_calls'] / finished:.2f} LM calls, "
+              f"{last['prompt_tokens'] / finished:,.0f} prompt + {last['completion_tokens'] / finished:,.0f} "
+              f"completion tokens")
+    finally:
+        server.kill()
+
+
+if __name__ == "__main__":
+    t = time.perf_counter()
+    main()
+    print(f"(benchmark took {time.perf_counter() - t:.0f} s)")
