@@ -29,11 +29,11 @@ def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-def run(concurrency: int, scenarios: int, url: str, out: Path) -> dict:
+def run(concurrency: int, scenarios: int, url: str, out: Path, workers: int = 1) -> dict:
     env = dict(os.environ, OPENAI_API_KEY="bench", LITELLM_LOCAL_MODEL_COST_MAP="True")
     cmd = [sys.executable, "-m", "humanllm_dsl", "compile", str(ROOT / "specs"), "-o", str(out), "--no-progress",
            "--scenarios", str(scenarios), "--lm", "openai/bench", "--api-base", url,
-           "--concurrency", str(concurrency), "--no-cache", "--stage", "checklists"]
+           "--concurrency", str(concurrency), "--no-cache", "--stage", "checklists", "--workers", str(workers)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise SystemExit(done.stderr)
@@ -49,20 +49,25 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=8.0, help="about how long each run should take")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="processes (compared side by side)")
     args = parser.parse_args()
     server, url = start_server(args.latency)
     try:
         print(f"fake server at {url}, latency {args.latency * 1000:.0f} ms per call")
-        print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal':>7} {'ratio':>6}")
+        print(f"{'concurrency':>11} {'workers':>7} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal':>7} {'ratio':>6}")
         last = None
         for c in args.concurrency:
             ideal = c / args.latency
             scenarios = max(4, int(ideal * args.seconds / 4))
-            with tempfile.TemporaryDirectory() as tmp:
-                r = run(c, scenarios, url, Path(tmp) / "out")
-            rate = r["lm_calls"] / r["generate_s"]
-            print(f"{c:>11} {r['lm_calls']:>6} {r['generate_s']:>8.2f} {rate:>8.1f} {ideal:>7.1f} {rate / ideal:>6.2f}")
-            last = r
+            for w in args.workers:
+                if w > c:
+                    continue
+                with tempfile.TemporaryDirectory() as tmp:
+                    r = run(c, scenarios, url, Path(tmp) / "out", w)
+                rate = r["lm_calls"] / r["generate_s"]
+                print(f"{c:>11} {w:>7} {r['lm_calls']:>6} {r['generate_s']:>8.2f} {rate:>8.1f} {ideal:>7.1f} "
+                      f"{rate / ideal:>6.2f}")
+                last = r
         finished = last["scenarios"] - last["failures"]
         print(f"\nper finished scenario (all stages): {last['lm_calls'] / finished:.2f} LM calls, "
               f"{last['prompt_tokens'] / finished:,.0f} prompt + {last['completion_tokens'] / finished:,.0f} "

@@ -39,6 +39,9 @@ def add_commands(sub) -> None:
     limits.add_argument("--concurrency", type=int, metavar="N", help="LM calls in flight at once (default 8)")
     limits.add_argument("--rpm", type=float, metavar="N", help="at most N requests per minute")
     limits.add_argument("--tpm", type=float, metavar="N", help="at most about N tokens per minute")
+    limits.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="generate in N processes (default 1); helps only when one process's CPU is the limit, "
+                             "e.g. a fast local server with many calls in flight")
     limits.add_argument("--timeout", type=float, metavar="S", help="seconds before a call is abandoned and resent (default 120)")
     limits.add_argument("--max-attempts", type=int, default=3, metavar="K",
                         help="tries per output (with the problems as feedback) before it goes to failures.jsonl (default 3)")
@@ -76,7 +79,7 @@ def cmd_compile(args) -> int:
         print_diagnostics(result)
         return EXIT_SPEC
     lib = result.library
-    for flag in ("scenarios", "concurrency", "max_attempts"):
+    for flag in ("scenarios", "concurrency", "max_attempts", "workers"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             return _error("compile", f"--{flag.replace('_', '-')} must be at least 1", EXIT_USAGE)
@@ -98,7 +101,7 @@ def cmd_compile(args) -> int:
                              lm=args.lm, api_base=args.api_base, lm_config=config, limits=limits, stage=args.stage,
                              max_attempts=args.max_attempts, max_tokens=args.max_tokens,
                              progress=not args.no_progress and sys.stderr.isatty(), cache=not args.no_cache,
-                             cache_dir=args.cache_dir, shard=shard, programs=programs)
+                             cache_dir=args.cache_dir, shard=shard, programs=programs, workers=args.workers)
     try:
         manifest = compile_dataset(lib, options)
     except PlanError as exc:

@@ -90,7 +90,10 @@ def test_second_run_is_byte_identical_and_resumes_without_calls(spec, built, tmp
     assert main(["compile", str(spec), "-o", str(other), "--no-progress"]) == 0
     for path in sorted(p for p in built.rglob("*") if p.is_file()):
         twin = other / path.relative_to(built)
-        assert twin.read_bytes() == path.read_bytes(), path
+        if path.parent.name == "work" and path.suffix == ".jsonl":  # resume state, in completion order
+            assert sorted(twin.read_bytes().splitlines()) == sorted(path.read_bytes().splitlines()), path
+        else:
+            assert twin.read_bytes() == path.read_bytes(), path
     before = offline.OfflineEngine.calls_total
     lib = h.load(spec)
     manifest = compile_dataset(lib, CompileOptions(out=other, progress=False))

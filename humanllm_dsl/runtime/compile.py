@@ -72,6 +72,7 @@ class CompileOptions:
     cache_dir: Path | None = None
     shard: Shard | None = None
     programs: dict = attrs.Factory(dict)  # name -> dspy.Module loaded with --program
+    workers: int = 1  # processes generating at once
 
     def config(self) -> LMConfig:
         config = self.lm_config or LMConfig()
@@ -129,13 +130,51 @@ def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConf
             "programs": config.models(GENERATION_PROGRAMS)}
 
 
+@attrs.frozen
+class Job:
+    """What one process needs to generate its share of the slots."""
+
+    lib: m.Library
+    dataset: m.Dataset
+    plan: Plan
+    config: LMConfig
+    options: CompileOptions
+
+
 def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> dict:
     """Run the generation stages; return this run's usage (wasted calls included)."""
     out = options.out
     failures_path = out / "failures.jsonl"
     if failures_path.exists():  # failed slots are tried again on every run
         failures_path.unlink()
-    failures = JsonlStore(failures_path)
+    stores = read_work(out)  # loads and repairs the work files before any worker appends to them
+    slots = options.shard.take(plan.slots) if options.shard else plan.slots
+    stages = WORK_STAGES[:min(STAGES.index(options.stage), 3)]
+    ids = {s.id for s in slots}
+    todo = [s.id for s in slots if any(s.id not in stores[stage] for stage in stages)]
+    progress = Progress(stages, len(slots), {st: len(ids & stores[st].items.keys()) for st in stages},
+                        enabled=options.progress)
+    job = Job(lib, dataset, plan, config, attrs.evolve(options, progress=False))
+    workers = min(options.workers, max(1, len(todo)))
+    run = Usage()
+    try:
+        with progress:
+            if workers > 1:
+                from .workers import run_workers
+                run = run_workers(job, todo, workers, progress)
+            else:
+                run = run_share(job, todo, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(progress.summary()) from None
+    finally:
+        _save_run_usage(out, run)
+    return run.as_dict()
+
+
+def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, on_record=None,
+              repair: bool = True) -> Usage:
+    """Generate the given slots in this process; returns this run's usage."""
+    options, config, plan = job.options, job.config, job.plan
     lms, made = {}, {}
     for name in GENERATION_PROGRAMS:
         spec = config.for_program(name)
@@ -145,43 +184,45 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
         lms[name] = made[spec]
     offline = all(spec.model == OFFLINE for spec in made)
     if not offline:
-        configure_cache(options.cache_dir or out / "cache", options.cache)
-    programs = Programs(lib, lms, replace=options.programs)
-    slots = options.shard.take(plan.slots) if options.shard else plan.slots
-    generator = Generator(lib, dataset, plan, out / "work", failures, options.max_attempts, programs,
-                          durable=not offline, slots=slots)
-    progress = Progress(generator, slots, options.stage, enabled=options.progress)
+        configure_cache(options.cache_dir or options.out / "cache", options.cache)
+    wanted = set(slot_ids)
+    failures = JsonlStore(options.out / "failures.jsonl", repair=repair)
+    generator = Generator(job.lib, job.dataset, plan, options.out / "work", failures, options.max_attempts,
+                          Programs(job.lib, lms, replace=options.programs), durable=not offline,
+                          slots=[s for s in plan.slots if s.id in wanted], repair=repair)
+    generator.policy = CallPolicy(config.limits)
+
+    def record(stage: str) -> None:
+        if progress is not None:
+            progress.advance(stage, generator.usage, generator.policy.in_flight, generator.policy.transient_retries)
+        if on_record is not None:
+            on_record(stage, generator)
+
+    generator.on_record = record
     try:
-        asyncio.run(_run(generator, config.limits, options.stage, progress))
-    except KeyboardInterrupt:
-        raise Interrupted(progress.summary()) from None
+        asyncio.run(_run(generator, config.limits, options.stage))
     finally:
         failures.close()
-        progress.close()
-        _save_run_usage(out, generator)
-    return generator.usage.as_dict()
+        generator.usage.transient_retries = generator.policy.transient_retries
+    return generator.usage
 
 
-async def _run(generator: Generator, limits: Limits, stage: str, progress: Progress) -> None:
+async def _run(generator: Generator, limits: Limits, stage: str) -> None:
     import logging
 
     import dspy
 
     # Truncation and parse failures are handled (retried with feedback, then recorded): don't log them too.
     logging.getLogger("dspy.clients.lm").setLevel(logging.ERROR)
-
-    generator.policy = CallPolicy(limits)
     with dspy.context(adapter=FastChatAdapter(), track_usage=True):
-        with progress:
-            await generator.run(stage, workers=limits.concurrency)
+        await generator.run(stage, workers=limits.concurrency)
 
 
-def _save_run_usage(out: Path, generator: Generator) -> None:
+def _save_run_usage(out: Path, run: Usage) -> None:
     """Add this run's calls to `work/usage.json`, the totals over every run (they survive restarts)."""
     path = out / "work" / "usage.json"
     totals = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    run = generator.usage.as_dict() | {"transient_retries": generator.policy.transient_retries if generator.policy else 0}
-    write_json(path, {key: totals.get(key, 0) + value for key, value in run.items()})
+    write_json(path, {key: totals.get(key, 0) + value for key, value in run.as_dict().items()})
 
 
 def read_work(out: Path) -> dict[str, JsonlStore]:

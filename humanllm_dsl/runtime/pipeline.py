@@ -39,6 +39,7 @@ class Usage:
     completion_tokens: int = 0
     retries: int = 0
     cost: float = 0.0  # USD, where the provider's prices are known
+    transient_retries: int = 0  # sends repeated after a rate limit, server error or timeout
 
     def add(self, other: "Usage") -> None:
         for field in attrs.fields(Usage):
@@ -68,7 +69,7 @@ class Programs:
 class Generator:
     def __init__(self, lib: m.Library, dataset: m.Dataset, plan: Plan, work: Path, failures: JsonlStore,
                  max_attempts: int = 3, programs: Programs | None = None, policy: CallPolicy | None = None,
-                 durable: bool = False, slots: list[Slot] | None = None):
+                 durable: bool = False, slots: list[Slot] | None = None, repair: bool = True):
         self.lib, self.dataset, self.plan = lib, dataset, plan
         self.slots = plan.slots if slots is None else slots
         self.programs = programs or Programs(lib)
@@ -76,7 +77,8 @@ class Generator:
         self.failures = failures
         self.max_attempts = max_attempts
         self.usage = Usage()  # this run's calls, wasted ones included
-        self.stores = {stage: JsonlStore(work / f"{stage}.jsonl", durable=durable) for stage in STAGES[1:4]}
+        self.stores = {stage: JsonlStore(work / f"{stage}.jsonl", durable=durable, repair=repair)
+                       for stage in STAGES[1:4]}
         self.by_id = lib.by_id
         self.situations = {s.id: s for s in lib.situations}
         self.domains = {d.id: d for d in lib.domains}
@@ -111,6 +113,7 @@ class Generator:
             feedback = "Fix these problems: " + "; ".join(problems)
         self.failures.append({"id": slot.id, "stage": stage, "attempts": self.max_attempts,
                               "reason": "; ".join(problems), "usage": usage.as_dict()})
+        self.on_record("failures")
         return None
 
     async def _call(self, program: dspy.Module, inputs: dict) -> dspy.Prediction:

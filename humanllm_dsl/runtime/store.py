@@ -16,9 +16,10 @@ def dumps(value) -> str:
 
 class JsonlStore:
     """An append-only file of `{"id": ..., ...}` lines, read back into a dict by id.
-    A torn last line (from a kill mid-write) is ignored and overwritten."""
+    A torn last line (from a kill mid-write) is ignored, and cut off when `repair` is set (only
+    one process may repair: others may be appending to the same file)."""
 
-    def __init__(self, path: Path, durable: bool = False):
+    def __init__(self, path: Path, durable: bool = False, repair: bool = True):
         self.path = path
         self.durable = durable  # fsync every line, not at most once a second
         self.items: dict[str, dict] = {}
@@ -36,7 +37,7 @@ class JsonlStore:
                         break
                     self.items[row["id"]] = row
                     good += len(raw)
-            if good != path.stat().st_size:
+            if repair and good != path.stat().st_size:
                 with path.open("r+b") as f:
                     f.truncate(good)
 
