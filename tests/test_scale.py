@@ -294,10 +294,12 @@ def test_hf_backend_batches_concurrent_requests(tmp_path):
 
     async def many():
         requests = [dspy.lm15.Request(model=lm.model, system="You are Ana.",
-                                      messages=(dspy.lm15.Message.user(f"Ben: hello {i}"),)) for i in range(6)]
+                                      messages=(dspy.lm15.Message.user(f"Ben: hello {i}"),),
+                                      config=dspy.lm15.Config(max_tokens=3 if i == 0 else None)) for i in range(6)]
         return await asyncio.gather(*(lm.acall(r) for r in requests))
 
     responses = asyncio.run(many())
     assert len(responses) == 6
     assert all(r.finish_reason in ("stop", "length") for r in responses)
     assert lm.engine.batches < 6  # concurrent calls shared batches
+    assert responses[0].usage.output_tokens <= 3 < max(r.usage.output_tokens for r in responses[1:])

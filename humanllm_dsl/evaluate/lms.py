@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 OFFLINE = "offline"
 
 
@@ -16,19 +14,9 @@ def make_lm(spec: str, seed: int = 0, api_base: str | None = None, max_tokens: i
         api_base: base URL of an OpenAI-compatible server, if any.
         max_tokens: the LM's default cap on an answer's tokens (None: the backend's default).
     """
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    try:
-        from ..runtime import backends
-    except ModuleNotFoundError as exc:  # runtime.backends not there yet: compile's constructor
-        if exc.name != f"{__package__.rsplit('.', 1)[0]}.runtime.backends":
-            raise
-        if spec.startswith("hf:"):
-            raise ValueError("`hf:` models need humanllm_dsl.runtime.backends, which this install lacks") from None
-        from ..runtime.compile import make_lm as legacy
-        return legacy(spec, seed, api_base)
-    if max_tokens is not None and hasattr(backends, "LMSpec"):
-        return backends.make_lm(backends.LMSpec(model=spec, api_base=api_base, max_tokens=max_tokens), seed)
-    return backends.make_lm(spec, seed, api_base)
+    from ..runtime.backends import LMSpec, make_lm as build
+
+    return build(LMSpec(model=spec, api_base=api_base, max_tokens=max_tokens), seed)
 
 
 def chat(lm, system: str, messages: list[dict], *, max_tokens: int | None = None,
@@ -36,8 +24,8 @@ def chat(lm, system: str, messages: list[dict], *, max_tokens: int | None = None
     """One chat completion for `system` plus alternating user/assistant messages.
 
     A reply cut off at the token limit is kept and flagged (a role-play turn that runs long is
-    still a turn); that is why the call runs with dspy's history off, where the project's LMs
-    would otherwise refuse a truncated answer.
+    still a turn): an explicit Request gets the Response, finish_reason included, and the
+    project's LMs refuse truncated answers only for DSPy programs.
 
     Args:
         lm: a `dspy.LM`.
@@ -48,13 +36,11 @@ def chat(lm, system: str, messages: list[dict], *, max_tokens: int | None = None
     Returns:
         `(text, truncated)`.
     """
-    import dspy
     from dspy.lm15 import Config, Message, Request
 
     parts = tuple(Message.user(m["content"]) if m["role"] == "user" else Message.assistant(m["content"])
                   for m in messages)
     request = Request(model=lm.model, messages=parts, system=system, config=Config(max_tokens=max_tokens))
     kwargs = {"rollout_id": rollout_id} if rollout_id is not None else {}
-    with dspy.context(disable_history=True):
-        response = lm(request, **kwargs)
+    response = lm(request, **kwargs)
     return (response.text or "").strip(), response.finish_reason == "length"

@@ -83,29 +83,32 @@ class HFEngine:
                     batch.append(self._queue.get(timeout=0.005))  # let concurrent calls join the batch
                 except queue.Empty:
                     break
-            batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
+            batch = [item for item in batch if item[2].set_running_or_notify_cancel()]
             if not batch:
                 continue
             try:
-                results = self.generate([messages for messages, _ in batch])
+                results = self.generate([messages for messages, _, _ in batch], [limit for _, limit, _ in batch])
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                for _, future in batch:
+                for _, _, future in batch:
                     future.set_exception(exc)
                 continue
-            for (_, future), result in zip(batch, results):
+            for (_, _, future), result in zip(batch, results):
                 future.set_result(result)
 
-    def generate(self, conversations: list[list[dict]]) -> list[tuple[str, str, int, int]]:
-        """Generate for a batch; returns (text, finish_reason, prompt_tokens, completion_tokens) each."""
+    def generate(self, conversations: list[list[dict]], limits: list[int | None] | None = None
+                 ) -> list[tuple[str, str, int, int]]:
+        """Generate for a batch, each answer up to its own token limit (default `max_new_tokens`);
+        returns (text, finish_reason, prompt_tokens, completion_tokens) for each."""
         import torch
 
+        limits = [limit or self.max_new_tokens for limit in (limits or [None] * len(conversations))]
         tok = self.tokenizer
         prompts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         sample = bool(self.temperature)
         torch.manual_seed(self.seed + self.batches)
         with torch.no_grad():
-            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
+            out = self.model.generate(**enc, max_new_tokens=max(limits), do_sample=sample,
                                       temperature=self.temperature if sample else None,
                                       top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
         self.batches += 1
@@ -113,8 +116,8 @@ class HFEngine:
         eos = self.model.generation_config.eos_token_id
         stops = {tok.pad_token_id, tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
         results = []
-        for row, mask in zip(new, enc["attention_mask"]):
-            ids = row.tolist()
+        for row, mask, limit in zip(new, enc["attention_mask"], limits):
+            ids = row.tolist()[:limit]
             end = next((i for i, t in enumerate(ids) if t in stops), None)
             ids = ids if end is None else ids[:end]
             results.append((tok.decode(ids, skip_special_tokens=True), "length" if end is None else "stop",
@@ -125,7 +128,8 @@ class HFEngine:
     def submit(self, request) -> Future:
         self._start()
         future: Future = Future()
-        self._queue.put((chat_messages(request), future))
+        config = getattr(request, "config", None)
+        self._queue.put((chat_messages(request), getattr(config, "max_tokens", None), future))
         return future
 
     @staticmethod
