@@ -72,6 +72,7 @@ def cmd_compile(args) -> int:
     from .cli import EXIT_SPEC, EXIT_USAGE, print_diagnostics
     from .compiler.plan import PlanError
     from .runtime.compile import CompileOptions, Interrupted, Shard, compile_dataset
+    from .compiler.saved_programs import SavedProgramError
     from .runtime.lmconfig import ConfigError, load_config
 
     result = check_paths(args.specs)
@@ -94,7 +95,7 @@ def cmd_compile(args) -> int:
         programs = _load_programs(args.program)
     except KeyError as exc:
         return _error("compile", exc.args[0], EXIT_USAGE)
-    except (ValueError, ConfigError) as exc:
+    except (ValueError, ConfigError, SavedProgramError) as exc:
         return _error("compile", str(exc), EXIT_USAGE)
     limits = {k: getattr(args, k) for k in ("concurrency", "rpm", "tpm", "timeout") if getattr(args, k) is not None}
     options = CompileOptions(out=args.out, dataset=args.dataset, scenarios=args.scenarios, seed=args.seed,
@@ -130,18 +131,13 @@ def cmd_compile(args) -> int:
 
 
 def _load_programs(paths) -> dict:
+    """name -> module for each `--program PATH` (one per program; the last one given wins)."""
     if not paths:
         return {}
     from .compiler.saved_programs import load_program
+    from .runtime.pipeline import GENERATION_PROGRAMS
 
-    programs = {}
-    for path in paths:
-        name, module = load_program(path)
-        if name not in ("scenario", "conversation", "checklist", "variation"):
-            raise ValueError(f"{path}: holds the `{name}` program, which compile does not run "
-                             "(it runs scenario, conversation, checklist, variation)")
-        programs[name] = module
-    return programs
+    return dict(load_program(path, expect=GENERATION_PROGRAMS) for path in paths)
 
 
 def cmd_merge(args) -> int:

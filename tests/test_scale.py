@@ -303,3 +303,30 @@ def test_hf_backend_batches_concurrent_requests(tmp_path):
     assert all(r.finish_reason in ("stop", "length") for r in responses)
     assert lm.engine.batches < 6  # concurrent calls shared batches
     assert responses[0].usage.output_tokens <= 3 < max(r.usage.output_tokens for r in responses[1:])
+
+
+# ---- optimised programs ----------------------------------------------------------------
+def test_compile_runs_a_saved_program_in_place_of_the_default(spec, tmp_path, capsys):
+    from humanllm_dsl.compiler.programs import ConversationSynthesis
+    from humanllm_dsl.compiler.saved_programs import save_program
+
+    plain = tmp_path / "plain"
+    assert main(compile_args(spec, plain, "--scenarios", "4")) == 0
+    program = ConversationSynthesis()  # as an optimiser would leave it: new instructions
+    signature = program.predict.signature
+    program.predict.signature = signature.with_instructions(signature.instructions + "\nKeep every turn short.")
+    saved = save_program(program, "conversation", tmp_path / "saved")
+    tuned = tmp_path / "tuned"
+    assert main(compile_args(spec, tuned, "--scenarios", "4", "--program", str(saved))) == 0
+    manifest = json.loads((tuned / "manifest.json").read_text())
+    assert manifest["optimised_programs"] == ["conversation"] and manifest["records"] == 4
+    before = [r["conversation"] for r in read_jsonl(plain / "records.jsonl")]
+    after = [r["conversation"] for r in read_jsonl(tuned / "records.jsonl")]
+    assert before != after  # the new instructions are in the prompt, so the (deterministic) answers changed
+    assert [r["background"] for r in read_jsonl(plain / "records.jsonl")] == \
+           [r["background"] for r in read_jsonl(tuned / "records.jsonl")]  # other programs untouched
+    judge = tmp_path / "judge"
+    from humanllm_dsl.compiler.programs import ChecklistJudge
+    save_program(ChecklistJudge(), "judge", judge)
+    assert main(compile_args(spec, tmp_path / "x", "--program", str(judge))) == 2
+    assert "holds the `judge` program" in capsys.readouterr().err

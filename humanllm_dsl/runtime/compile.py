@@ -96,6 +96,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
     plan = make_plan(lib, dataset, scenarios=options.scenarios, seed=options.seed)
     write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
     manifest = base_manifest(lib, dataset, plan, config, options.stage)
+    manifest["optimised_programs"] = sorted(options.programs)
     timings = {"plan": time.perf_counter() - started}
     if options.stage != "plan":
         t = time.perf_counter()
@@ -108,6 +109,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
                                             "dataset": dataset.id, "scenarios": len(plan.slots), "seed": plan.seed,
                                             "spec_hash": lib.spec_hash, "stage": options.stage,
                                             "lm": manifest["lm"], "programs": manifest["programs"],
+                                            "optimised_programs": manifest["optimised_programs"],
                                             "max_tokens": options.max_tokens})
             manifest.update(shard=[options.shard.index, options.shard.count])
             manifest["timings"] = timings
@@ -127,7 +129,7 @@ def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConf
             "spec_hash": lib.spec_hash, "lm": config.lm.label, "offline": config.lm.model == OFFLINE,
             "stage": stage, "planned_splits": plan.counts(), "splits": {}, "sft_samples": {}, "records": 0,
             "failures": 0, "lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0,
-            "programs": config.models(GENERATION_PROGRAMS)}
+            "programs": config.models(GENERATION_PROGRAMS), "optimised_programs": []}
 
 
 @attrs.frozen
@@ -267,7 +269,8 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
     first = metas[0][1]
     count = first["shard"][1]
     for folder, meta in metas:
-        for key in ("dataset", "scenarios", "seed", "spec_hash", "stage", "lm", "programs", "max_tokens"):
+        for key in ("dataset", "scenarios", "seed", "spec_hash", "stage", "lm", "programs", "optimised_programs",
+                    "max_tokens"):
             if meta[key] != first[key]:
                 raise ValueError(f"{folder}: `{key}` is {meta[key]!r}, but {metas[0][0]} has {first[key]!r}; "
                                  "shards of one dataset must come from the same command")
@@ -296,6 +299,6 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
     write_jsonl(out / "failures.jsonl", sorted(failures.values(), key=lambda r: r["id"]))
     config = LMConfig(lm=LMSpec(model=first["lm"]))
     manifest = base_manifest(lib, dataset, plan, config, first["stage"])
-    manifest["programs"] = first["programs"]
+    manifest.update(programs=first["programs"], optimised_programs=first["optimised_programs"])
     finish(out, lib, plan, manifest, first["stage"], first["max_tokens"])
     return manifest

@@ -67,7 +67,9 @@ class OfflineEngine:
 
     def complete(self, request) -> Response:
         system = _text(request.system)
-        user = "\n\n".join(_text(getattr(msg, "text", None) or msg.parts) for msg in request.messages if msg.role == "user")
+        # The request is the last user message; earlier user/assistant pairs are demos.
+        users = [_text(getattr(msg, "text", None) or msg.parts) for msg in request.messages if msg.role == "user"]
+        user = users[-1] if users else ""
         outputs = _OUTPUTS.search(system)
         fields = _FIELD.findall(outputs.group(1)) if outputs else []
         inputs = {k: v.strip() for k, v in _SECTION.findall(user)}
