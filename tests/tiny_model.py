@@ -15,23 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
-SPECIAL_TOKENS = (PAD, IM_START, IM_END)
-
 # ChatML, as Qwen models use it, with generation markers around what the assistant writes
 # (its text and the closing <|im_end|>), so `return_assistant_tokens_mask` works.
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'assistant' -%}"
-    "{{- '<|im_start|>assistant\\n' -}}"
-    "{%- generation -%}{{- message['content'] + '<|im_end|>' -}}{%- endgeneration -%}"
-    "{{- '\\n' -}}"
-    "{%- else -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
+from humanllm_dsl.train.template import CHATML_TRAINING_TEMPLATE as CHAT_TEMPLATE
+
+IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+SPECIAL_TOKENS = (PAD, IM_START, IM_END)
 
 _WORDS = ("the a an she he they we you I it is was are be not and but so because then now here there "
           "this that what who how why when if or of to in on at for with about from as by my your his her "

@@ -96,13 +96,7 @@ def pearson(h, j) -> float | None:
         h: human scores.
         j: judge scores, paired with `h`.
     """
-    import numpy as np
-
-    h, j = np.asarray(h, float), np.asarray(j, float)
-    if len(h) < 2 or np.ptp(h) == 0 or np.ptp(j) == 0:
-        return None
-    from scipy import stats
-    return _finite(stats.pearsonr(h, j).statistic)
+    return _correlation("pearsonr", h, j)
 
 
 def spearman(h, j) -> float | None:
@@ -112,13 +106,17 @@ def spearman(h, j) -> float | None:
         h: human scores.
         j: judge scores, paired with `h`.
     """
+    return _correlation("spearmanr", h, j)
+
+
+def _correlation(name: str, h, j) -> float | None:
     import numpy as np
+    from scipy import stats
 
     h, j = np.asarray(h, float), np.asarray(j, float)
     if len(h) < 2 or np.ptp(h) == 0 or np.ptp(j) == 0:
         return None
-    from scipy import stats
-    return _finite(stats.spearmanr(h, j).statistic)
+    return _finite(getattr(stats, name)(h, j).statistic)
 
 
 def bootstrap_ci(h, j, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> list[float] | None:
