@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "humanllm_dsl.testing.openai_server", "--latency", str(latency)],
+    proc = subprocess.Popen([sys.executable, "-m", "humanllm_dsl.testing", "--latency", str(latency)],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     return proc, proc.stdout.readline().strip()
 

@@ -167,7 +167,7 @@ class FakeOpenAIServer:
 
 
 def main(argv=None) -> None:
-    """`python -m humanllm_dsl.testing.openai_server --port 8000 --latency 0.2`: serve until killed."""
+    """`python -m humanllm_dsl.testing --port 8000 --latency 0.2`: serve until killed."""
     import argparse
     import time
 
