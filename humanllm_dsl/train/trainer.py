@@ -7,6 +7,7 @@ tests use to look at the prepared data; `run(cfg)` trains, evaluates and saves. 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import attrs
@@ -204,6 +205,11 @@ def _print_setup(cfg: c.TrainConfig, setup: Setup) -> None:
           f"precision {precision(cfg)}, max length {cfg.max_length}, packing {'on' if cfg.packing else 'off'}")
     for note in setup.warnings:
         print(f"warning: {note}")
+    given, kept = sum(p.used for p in setup.mix), len(setup.trainer.train_dataset)
+    if not cfg.packing and kept < given:
+        print(f"warning: {given - kept} of {given} training samples were dropped: no trained turn starts within "
+              f"--max-length {cfg.max_length} tokens; raise --max-length, or compile with --max-tokens to cut long "
+              f"conversations into windows", file=sys.stderr)
 
 
 def _quiet() -> None:
