@@ -159,7 +159,7 @@ def _pm(entry) -> str:
 
 def summary_line(results: dict) -> str:
     """The one-paragraph summary `humanllm eval` prints."""
-    lines = [f"{results['model']} judged by {results['judge_model']} ({results['runs']} runs, "
+    lines = [f"{results['model']} judged by {results['judge_model']} ({results['runs']} run{'s' * (results['runs'] != 1)}, "
              f"{results['samples']} samples): IPE {_pm(results['IPE'])}, MPD {_pm(results['MPD'])}"]
     if results.get("holistic"):
         h = results["holistic"]

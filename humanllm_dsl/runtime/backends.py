@@ -8,6 +8,7 @@ as a failure, so an incomplete text never passes as a finished one.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import attrs
@@ -16,6 +17,10 @@ import dspy
 from .calls import TruncatedOutput
 
 OFFLINE = "offline"
+
+# DSPy logs a warning for every truncated answer; here truncation is handled instead (a program's
+# answer is refused and retried, a role-play turn is flagged), so the warning would only be noise.
+logging.getLogger("dspy.clients.lm").setLevel(logging.ERROR)
 HF_PREFIX = "hf:"
 
 

@@ -210,12 +210,8 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
 
 
 async def _run(generator: Generator, limits: Limits, stage: str) -> None:
-    import logging
-
     import dspy
 
-    # Truncation and parse failures are handled (retried with feedback, then recorded): don't log them too.
-    logging.getLogger("dspy.clients.lm").setLevel(logging.ERROR)
     with dspy.context(adapter=FastChatAdapter(), track_usage=True):
         await generator.run(stage, workers=limits.concurrency)
 
