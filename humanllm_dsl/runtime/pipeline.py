@@ -93,7 +93,7 @@ class Generator:
             config = {"rollout_id": f"{slot.id}/{stage}/{attempt}"}
             out = None
             try:
-                out = await self._call(program, dict(inputs, feedback=feedback, config=config))
+                out = await self._call(program, dict(inputs, feedback=feedback, config=config), usage)
             except TruncatedOutput as exc:
                 problems = [f"{exc}; answer more briefly"]
             except (AdapterParseError, ValueError, KeyError, TypeError) as exc:  # an answer in the wrong shape
@@ -103,7 +103,6 @@ class Generator:
                     raise
                 problems = [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
             usage.calls += 1
-            _count_tokens(out, usage)
             if out is not None:
                 result = _plain(out)
                 problems = check(result)
@@ -116,10 +115,17 @@ class Generator:
         self.on_record("failures")
         return None
 
-    async def _call(self, program: dspy.Module, inputs: dict) -> dspy.Prediction:
-        if self.policy is None:
-            return await program.acall(**inputs)
-        return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs))
+    async def _call(self, program: dspy.Module, inputs: dict, usage: Usage) -> dspy.Prediction:
+        """Run one program call; its tokens count in `usage` whether or not the answer is usable."""
+        from dspy.utils.usage_tracker import track_usage
+
+        with track_usage() as tracker:
+            try:
+                if self.policy is None:
+                    return await program.acall(**inputs)
+                return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs))
+            finally:
+                _count_tokens(tracker, usage)
 
     # -- stages
     async def scenario(self, slot: Slot, usage: Usage) -> dict | None:
@@ -223,12 +229,12 @@ def _is_lm_error(exc: BaseException) -> bool:
     return isinstance(exc, (LMError, TimeoutError))
 
 
-def _count_tokens(out, usage: Usage) -> None:
-    entries = out.get_lm_usage() if out is not None and hasattr(out, "get_lm_usage") else None
-    for entry in (entries or {}).values():
-        usage.prompt_tokens += int(entry.get("prompt_tokens") or 0)
-        usage.completion_tokens += int(entry.get("completion_tokens") or 0)
-        usage.cost += float(entry.get("cost") or 0.0)
+def _count_tokens(tracker, usage: Usage) -> None:
+    for entries in tracker.usage_data.values():
+        for entry in entries:
+            usage.prompt_tokens += int(entry.get("prompt_tokens") or 0)
+            usage.completion_tokens += int(entry.get("completion_tokens") or 0)
+            usage.cost += float(entry.get("cost") or 0.0)
 
 
 def _estimate_tokens(inputs: dict) -> int:
