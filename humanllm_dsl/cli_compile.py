@@ -123,7 +123,9 @@ def cmd_compile(args) -> int:
         i, n = manifest["shard"]
         print(f"shard {i}/{n} done; join all {n} shards with `humanllm merge DIR... -o OUT`")
     elif args.stage != "plan":
-        print(f"dataset: {manifest['lm_calls']} LM calls, {manifest['failures']} failed scenarios (see failures.jsonl)")
+        cost = f", ${manifest['cost_usd']:.2f}" if manifest["cost_usd"] else ""
+        print(f"dataset: {manifest['lm_calls']} LM calls{cost}, {manifest['failures']} failed scenarios "
+              f"(see failures.jsonl); every run so far: see work/usage.json")
     if args.stage == "export" and "shard" not in manifest:
         print(f"wrote {manifest['records']} records and {sum(manifest['sft_samples'].values())} SFT samples to {args.out}/")
     print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))

@@ -64,6 +64,9 @@ class GuardedLM(dspy.LM):
         for response in responses if isinstance(responses, (list, tuple)) else [responses]:
             if getattr(response, "finish_reason", None) == "length":
                 raise TruncatedOutput("the answer was cut off at the token limit (finish_reason=length)")
+        cost, tracker = entry.get("cost"), dspy.settings.usage_tracker
+        if cost and tracker is not None:  # DSPy tracks tokens per call, not the price: add it
+            tracker.add_usage(self.model, {"cost": float(cost)})
         if self.keep_history:
             super().update_history(entry)
 

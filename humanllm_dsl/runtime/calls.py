@@ -100,8 +100,10 @@ class CallPolicy:
             return min(hinted, self.limits.backoff_max) + self.rng.uniform(0, 0.1 * max(hinted, 0.1))
         return self.rng.uniform(0, min(self.limits.backoff_max, self.limits.backoff * 2 ** attempt))
 
-    async def run(self, call: Callable[[], Awaitable[T]], tokens: int = 0) -> T:
-        """Await `call()` within the limits; retry transient failures; re-raise the last one."""
+    async def run(self, call: Callable[[], Awaitable[T]], tokens: int = 0,
+                  on_retry: Callable[[], None] | None = None) -> T:
+        """Await `call()` within the limits; retry transient failures (calling `on_retry` each
+        time); re-raise the last one."""
         for attempt in range(self.limits.max_retries + 1):
             if self.requests:
                 await self.requests.take(1)
@@ -118,5 +120,7 @@ class CallPolicy:
                 finally:
                     self.in_flight -= 1
             self.transient_retries += 1
+            if on_retry is not None:
+                on_retry()
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")

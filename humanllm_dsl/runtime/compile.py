@@ -129,6 +129,7 @@ def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConf
             "spec_hash": lib.spec_hash, "lm": config.lm.label, "offline": config.lm.model == OFFLINE,
             "stage": stage, "planned_splits": plan.counts(), "splits": {}, "sft_samples": {}, "records": 0,
             "failures": 0, "lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0,
+            "transient_retries": 0, "cost_usd": 0.0,
             "programs": config.models(GENERATION_PROGRAMS), "optimised_programs": []}
 
 
@@ -233,10 +234,12 @@ def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, ma
     failures_path = out / "failures.jsonl"
     failures = JsonlStore(failures_path).items if failures_path.exists() else {}
     usage = Usage()
-    for row in [*(r for s in stores.values() for r in s.items.values()), *failures.values()]:
+    rows = [*(r for s in WORK_STAGES for _, r in sorted(stores[s].items.items())), *(r for _, r in sorted(failures.items()))]
+    for row in rows:  # in a fixed order, so float sums agree however the work was split
         usage.add(Usage(**row.get("usage", {})))
     manifest.update(lm_calls=usage.calls, prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens, retries=usage.retries, failures=len(failures))
+                    completion_tokens=usage.completion_tokens, retries=usage.retries,
+                    transient_retries=usage.transient_retries, cost_usd=round(usage.cost, 6), failures=len(failures))
     manifest.pop("run", None)
     write_jsonl(failures_path, sorted(failures.values(), key=lambda r: r["id"]))
     if stage == "export":

@@ -123,7 +123,9 @@ class Generator:
             try:
                 if self.policy is None:
                     return await program.acall(**inputs)
-                return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs))
+                return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs),
+                                             on_retry=lambda: setattr(usage, "transient_retries",
+                                                                      usage.transient_retries + 1))
             finally:
                 _count_tokens(tracker, usage)
 
