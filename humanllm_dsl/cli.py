@@ -10,7 +10,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from .compiler.loader import LoadResult, UsageError, check_paths, display
 from .syntax.diagnostics import HpatError

@@ -144,7 +144,7 @@ def _load_programs(paths) -> dict:
 
 def cmd_merge(args) -> int:
     from .cli import EXIT_SPEC
-    from .runtime.compile import merge_shards
+    from .runtime.shards import merge_shards
 
     try:
         manifest = merge_shards(args.shards, args.out)

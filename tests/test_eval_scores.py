@@ -36,6 +36,7 @@ def test_hand_computed_two_samples_two_runs():
     assert result["IPE"]["runs"] == pytest.approx(ipe_runs)
     assert result["IPE"]["mean"] == pytest.approx(sum(ipe_runs) / 2)
     assert result["IPE"]["std"] == pytest.approx(statistics.stdev(ipe_runs))
+    assert result["MPD"]["runs"] == pytest.approx(mpd_runs)
     assert result["MPD"]["mean"] == pytest.approx(50.0)
     assert result["MPD"]["std"] == 0.0
     assert result["IPE"]["n"] == result["MPD"]["n"] == 2

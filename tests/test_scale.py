@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import humanllm_dsl as h
 from humanllm_dsl.cli import main
 from humanllm_dsl.runtime.calls import CallPolicy, Limits, TokenBucket
 from humanllm_dsl.runtime.lmconfig import ConfigError, load_config

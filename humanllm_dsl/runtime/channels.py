@@ -26,7 +26,7 @@ def split_channels(content: str) -> Channels:
     while i < n:
         ch = content[i]
         if ch in _OPEN:
-            depth, j, stack = 0, i, []
+            j, stack = i, []
             while j < n:
                 c = content[j]
                 if c in _OPEN:

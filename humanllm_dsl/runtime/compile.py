@@ -2,8 +2,8 @@
 
 The output folder holds everything a run needs to resume: `plan.jsonl`, `work/<stage>.jsonl`
 (finished results, one per line), `work/usage.json` (every call ever made for it) and the DSPy
-cache (`cache/`, unless `--cache-dir` or `--no-cache`). A shard (`--shard i/n`) stops before the
-export and writes `shard.json` and `library.json`, so `humanllm merge` needs nothing else.
+cache (`cache/`, unless `--cache-dir` or `--no-cache`). A shard (`--shard i/n`, see shards.py)
+stops before the export.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
 from ..compiler import model as m
-from ..compiler.plan import Plan, Slot, make_plan
+from ..compiler.plan import Plan, make_plan
 from . import export as ex
 from .adapter import FastChatAdapter
-from .backends import OFFLINE, LMSpec, configure_cache, make_lm
+from .backends import OFFLINE, configure_cache, make_lm
 from .calls import CallPolicy, Limits
-from .lmconfig import LMConfig, load_config
+from .lmconfig import LMConfig
 from .pipeline import GENERATION_PROGRAMS, STAGES, Generator, Programs, Usage
 from .progress import Progress
+from .shards import Shard
 from .store import JsonlStore, write_json, write_jsonl
 
 WORK_STAGES = STAGES[1:4]
@@ -32,26 +32,6 @@ WORK_STAGES = STAGES[1:4]
 
 class Interrupted(Exception):
     """Ctrl-C: in-flight calls were abandoned; everything finished is on disk."""
-
-
-@attrs.frozen
-class Shard:
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Shard":
-        try:
-            i, n = (int(x) for x in text.split("/"))
-        except ValueError:
-            raise ValueError(f"--shard takes I/N (for example 0/4), not `{text}`") from None
-        if not 0 <= i < n:
-            raise ValueError(f"--shard {text}: I must be in 0..{n - 1}")
-        return cls(i, n)
-
-    def take(self, slots: Sequence[Slot]) -> list[Slot]:
-        """Every n-th slot from the i-th: shares of equal size and the same split mix."""
-        return [s for k, s in enumerate(slots) if k % self.count == self.index]
 
 
 @attrs.frozen
@@ -104,13 +84,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
         timings["generate"] = time.perf_counter() - t
         manifest["run"] = run_usage
         if options.shard is not None:
-            write_json(out / "library.json", m.to_json(lib))
-            write_json(out / "shard.json", {"shard": [options.shard.index, options.shard.count],
-                                            "dataset": dataset.id, "scenarios": len(plan.slots), "seed": plan.seed,
-                                            "spec_hash": lib.spec_hash, "stage": options.stage,
-                                            "lm": manifest["lm"], "programs": manifest["programs"],
-                                            "optimised_programs": manifest["optimised_programs"],
-                                            "max_tokens": options.max_tokens})
+            options.shard.write(out, lib, manifest, options.max_tokens)
             manifest.update(shard=[options.shard.index, options.shard.count])
             manifest["timings"] = timings
             return manifest
@@ -255,49 +229,3 @@ def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, ma
         ex.write_card(out, manifest, records, lib)
         ex.write_patterns(out, records, lib)
     write_json(out / "manifest.json", manifest)
-
-
-def merge_shards(folders: Sequence[Path], out: Path) -> dict:
-    """Join shard folders into `out`, exactly as a one-machine run of the same command would write it."""
-    metas = []
-    for folder in folders:
-        path = folder / "shard.json"
-        if not path.exists():
-            raise ValueError(f"{folder}: not a shard folder (no shard.json; compile it with --shard I/N)")
-        metas.append((folder, json.loads(path.read_text("utf-8"))))
-    first = metas[0][1]
-    count = first["shard"][1]
-    for folder, meta in metas:
-        for key in ("dataset", "scenarios", "seed", "spec_hash", "stage", "lm", "programs", "optimised_programs",
-                    "max_tokens"):
-            if meta[key] != first[key]:
-                raise ValueError(f"{folder}: `{key}` is {meta[key]!r}, but {metas[0][0]} has {first[key]!r}; "
-                                 "shards of one dataset must come from the same command")
-    seen = sorted(meta["shard"][0] for _, meta in metas)
-    if seen != list(range(count)) or any(meta["shard"][1] != count for _, meta in metas):
-        missing = sorted(set(range(count)) - set(seen))
-        raise ValueError(f"shards do not make a whole: have {', '.join(map(str, seen))} of {count}"
-                         + (f"; missing {', '.join(map(str, missing))}" if missing else "; some appear twice"))
-    lib = m.from_json(json.loads((metas[0][0] / "library.json").read_text("utf-8")))
-    if lib.spec_hash != first["spec_hash"]:
-        raise ValueError(f"{metas[0][0]}/library.json does not match its spec hash")
-    dataset = lib.dataset(first["dataset"])
-    plan = make_plan(lib, dataset, scenarios=first["scenarios"], seed=first["seed"])
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
-    for stage in WORK_STAGES:
-        rows = {}
-        for folder, _ in metas:
-            rows.update(JsonlStore(folder / "work" / f"{stage}.jsonl").items)
-        order = {s.id: k for k, s in enumerate(plan.slots)}
-        write_jsonl(out / "work" / f"{stage}.jsonl", sorted(rows.values(), key=lambda r: order[r["id"]]))
-    failures = {}
-    for folder, _ in metas:
-        if (folder / "failures.jsonl").exists():
-            failures.update(JsonlStore(folder / "failures.jsonl").items)
-    write_jsonl(out / "failures.jsonl", sorted(failures.values(), key=lambda r: r["id"]))
-    config = LMConfig(lm=LMSpec(model=first["lm"]))
-    manifest = base_manifest(lib, dataset, plan, config, first["stage"])
-    manifest.update(programs=first["programs"], optimised_programs=first["optimised_programs"])
-    finish(out, lib, plan, manifest, first["stage"], first["max_tokens"])
-    return manifest
