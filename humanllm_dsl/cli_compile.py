@@ -71,7 +71,9 @@ def _error(command: str, message: str, code: int) -> int:
 def cmd_compile(args) -> int:
     from .cli import EXIT_SPEC, EXIT_USAGE, print_diagnostics
     from .compiler.plan import PlanError
-    from .runtime.compile import CompileOptions, Interrupted, Shard, compile_dataset
+    from .runtime.compile import CompileOptions, Interrupted, compile_dataset
+    from .runtime.pipeline import LMUnavailable
+    from .runtime.shards import Shard
     from .compiler.saved_programs import SavedProgramError
     from .runtime.lmconfig import ConfigError, load_config
 
@@ -107,6 +109,10 @@ def cmd_compile(args) -> int:
         manifest = compile_dataset(lib, options)
     except PlanError as exc:
         return _error("compile", f"the dataset cannot be planned: {exc}", EXIT_SPEC)
+    except LMUnavailable as exc:
+        return _error("compile", f"the LM cannot be used: {exc}\nNothing was lost: finished work is in "
+                                 f"{args.out}/work/; fix the model, key or address and run the same command again.",
+                      EXIT_USAGE)
     except Interrupted as exc:
         print(f"\ninterrupted: {exc}; every finished result is saved in {args.out}/work/.\n"
               f"Run the same command again to resume.", file=sys.stderr)

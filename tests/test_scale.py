@@ -329,3 +329,29 @@ def test_compile_runs_a_saved_program_in_place_of_the_default(spec, tmp_path, ca
     save_program(ChecklistJudge(), "judge", judge)
     assert main(compile_args(spec, tmp_path / "x", "--program", str(judge))) == 2
     assert "holds the `judge` program" in capsys.readouterr().err
+
+
+# ---- an LM that cannot be used stops the run ------------------------------------------
+def test_missing_key_stops_the_run_with_a_clear_error(spec, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    out = tmp_path / "nokey"
+    assert main(compile_args(spec, out, "--lm", "openai/gpt-4o-mini", "--scenarios", "5")) == 2
+    err = capsys.readouterr().err
+    assert "the LM cannot be used" in err and "OPENAI_API_KEY" in err and "run the same command again" in err
+    assert not read_jsonl(out / "failures.jsonl")  # not five scenarios "failed" for want of a key
+
+
+def test_unreachable_server_stops_the_run_but_a_flaky_one_does_not(spec, tmp_path, capsys):
+    config = tmp_path / "lm.toml"
+    config.write_text('[limits]\nmax_retries = 1\nbackoff = 0.01\n', encoding="utf-8")
+    with FakeOpenAIServer() as server:
+        dead = server.base_url
+    assert main(compile_args(spec, tmp_path / "dead", "--lm", "openai/x", "--api-base", dead,
+                             "--lm-config", str(config), "--scenarios", "3")) == 2
+    assert "failed to connect" in capsys.readouterr().err
+    patient = tmp_path / "patient.toml"
+    patient.write_text('[limits]\nmax_retries = 6\nbackoff = 0.01\n', encoding="utf-8")
+    with FakeOpenAIServer(faults=Faults(server_error=0.3), seed=5) as flaky:
+        assert main(compile_args(spec, tmp_path / "flaky", "--lm", "openai/x", "--api-base", flaky.base_url,
+                                 "--lm-config", str(patient), "--scenarios", "6")) == 0
+        assert flaky.counts["server_error"] > 0

@@ -23,7 +23,7 @@ from ..compiler import model as m
 from ..compiler import programs as P
 from ..compiler.plan import Plan, Slot
 from . import validate
-from .calls import CallPolicy, TruncatedOutput
+from .calls import CallPolicy, TruncatedOutput, is_transient
 from .export import interaction_json
 from .names import candidate_names
 from .store import JsonlStore
@@ -84,6 +84,7 @@ class Generator:
         self.domains = {d.id: d for d in lib.domains}
         self.declared = {(it.patterns, it.type): it for it in lib.interactions}
         self.on_record: Callable[[str], None] = lambda stage: None
+        self.reached_lm = False  # a call has come back: from then on, failures are the answer's, not the setup's
 
     # -- one output, with validation and feedback retries
     async def _attempt(self, slot: Slot, stage: str, program: dspy.Module, inputs: dict,
@@ -101,7 +102,11 @@ class Generator:
             except Exception as exc:  # noqa: BLE001 - transient failures the policy gave up on
                 if not _is_lm_error(exc):
                     raise
+                if _is_fatal(exc) or (not self.reached_lm and is_transient(exc)):
+                    raise LMUnavailable(f"{type(exc).__name__}: {_short(exc, 600)}") from exc
                 problems = [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
+            else:
+                self.reached_lm = True
             usage.calls += 1
             if out is not None:
                 result = _plain(out)
@@ -224,6 +229,18 @@ class Generator:
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+class LMUnavailable(RuntimeError):
+    """The LM cannot be used at all (no key, bad model name, unreachable before any answer):
+    the run stops instead of recording every scenario as failed."""
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    from dspy.utils.exceptions import (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError,
+                                       LMUnsupportedModelError)
+    return isinstance(exc, (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError,
+                            LMUnsupportedModelError))
 
 
 def _is_lm_error(exc: BaseException) -> bool:
