@@ -355,3 +355,13 @@ def test_unreachable_server_stops_the_run_but_a_flaky_one_does_not(spec, tmp_pat
         assert main(compile_args(spec, tmp_path / "flaky", "--lm", "openai/x", "--api-base", flaky.base_url,
                                  "--lm-config", str(patient), "--scenarios", "6")) == 0
         assert flaky.counts["server_error"] > 0
+
+
+def test_workers_write_what_one_process_writes(spec, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(compile_args(spec, one)) == 0
+    assert main(compile_args(spec, two, "--workers", "2")) == 0
+    assert outputs(two) == outputs(one)
+    for stage in ("scenarios", "conversations", "checklists"):
+        lines = (two / "work" / f"{stage}.jsonl").read_bytes().splitlines()
+        assert sorted(lines) == sorted((one / "work" / f"{stage}.jsonl").read_bytes().splitlines())

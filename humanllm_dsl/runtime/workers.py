@@ -14,7 +14,7 @@ import threading
 
 import attrs
 
-from .pipeline import Usage
+from .pipeline import LMUnavailable, Usage
 
 
 def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
@@ -46,6 +46,9 @@ def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
             elif kind == "error":
                 errors.append(rest[0])
                 running -= 1
+            elif kind == "unavailable":
+                running -= 1
+                errors.append(LMUnavailable(rest[0]))
             elif kind == "interrupted":
                 latest[k] = (Usage(**rest[0]), 0, 0)
                 running -= 1
@@ -55,6 +58,9 @@ def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
             proc.join(timeout=30)
     if KeyboardInterrupt in errors:
         raise KeyboardInterrupt
+    for error in errors:
+        if isinstance(error, LMUnavailable):
+            raise error
     if errors:
         raise RuntimeError(f"a compile worker failed:\n{errors[0]}")
     return _sum(u for u, _, _ in latest.values())
@@ -83,6 +89,8 @@ def _worker(job, slot_ids: list[str], k: int, events) -> None:
         events.put(("done", k, usage.as_dict()))
     except KeyboardInterrupt:
         events.put(("interrupted", k, Usage().as_dict()))
+    except LMUnavailable as exc:
+        events.put(("unavailable", k, str(exc)))
     except Exception:  # noqa: BLE001 - handed to the parent, which reports it
         import traceback
         events.put(("error", k, traceback.format_exc()))
