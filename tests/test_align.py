@@ -73,7 +73,7 @@ def test_cli_json(files, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"IPE", "anthropomorphism"}
     for entry in out.values():
-        assert {"n", "pearson", "pearson_ci", "spearman", "mean_human", "mean_judge"} <= set(entry)
+        assert {"n", "pearson", "pearson_ci", "spearman", "mean_human", "mean_judge"} == set(entry)
     assert out["IPE"]["pearson"] == pytest.approx(stats.pearsonr(HUMAN, JUDGE).statistic)
 
 
