@@ -28,7 +28,7 @@ def pattern_text(pid: str, trait_dim: str | None = None, pole: str = "positive",
 
 
 def library_text(n_social: int = 12, traits_per_pole: int = 2, scenarios: int = 40, seed: int = 7,
-                 hold_social: int = 2, hold_trait: int = 2, id_eval: int = 4, ood_eval: int = 3,
+                 hold_social: int = 2, hold_trait: int = 2, id_eval: int = 4, ood_eval: int = 3, mixed_eval: int = 0,
                  interactions: int = 20, rng_seed: int = 0, turns: str = "12..20", characters: str = "2..4") -> str:
     rng = random.Random(rng_seed)
     parts, social, traits = [], [], []
@@ -69,6 +69,7 @@ def library_text(n_social: int = 12, traits_per_pole: int = 2, scenarios: int = 
     }}
     id_eval {id_eval}
     ood_eval {ood_eval}
+{f"    mixed_eval {mixed_eval}" if mixed_eval else ""}
   }}
 }}
 ''')

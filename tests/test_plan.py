@@ -15,7 +15,7 @@ libraries = st.builds(
     library_text,
     n_social=st.integers(6, 20), traits_per_pole=st.integers(1, 3), scenarios=st.integers(10, 120),
     seed=st.integers(0, 10_000), hold_social=st.integers(1, 2), hold_trait=st.integers(0, 2),
-    id_eval=st.integers(0, 5), ood_eval=st.integers(0, 4), interactions=st.integers(0, 40), rng_seed=st.integers(0, 99))
+    id_eval=st.integers(0, 5), ood_eval=st.integers(0, 4), mixed_eval=st.integers(0, 4), interactions=st.integers(0, 40), rng_seed=st.integers(0, 99))
 
 
 def check_plan(lib, plan):
@@ -26,6 +26,7 @@ def check_plan(lib, plan):
     assert len({s.id for s in plan.slots}) == len(plan.slots)
     counts = plan.counts()
     assert counts["ood_eval"] == ds.ood_eval and counts["id_eval"] == ds.id_eval
+    assert counts["mixed_eval"] >= ds.mixed_eval
     for slot in plan.slots:
         assert ds.patterns[0] <= len(slot.patterns) <= ds.patterns[1] or slot.split == "ood_eval"
         assert ds.characters[0] <= slot.characters <= ds.characters[1]

@@ -338,6 +338,7 @@ class Checker:
             m.HoldOut(holds.count if holds else 0, quotas),
             evals["id_eval"].count if "id_eval" in evals else 0,
             evals["ood_eval"].count if "ood_eval" in evals else 0,
+            evals["mixed_eval"].count if "mixed_eval" in evals else 0,
             where=where(node.id.span))
         if len(self.errors()) > errors_before:
             return dataset
@@ -345,7 +346,7 @@ class Checker:
 
         for problem in unsatisfiable(dataset, lib):
             anchor = {"hold_out": holds, "patterns": single.get("patterns"), "id_eval": evals.get("id_eval"),
-                      "ood_eval": evals.get("ood_eval")}.get(problem.field) or node.id
+                      "ood_eval": evals.get("ood_eval"), "mixed_eval": evals.get("mixed_eval")}.get(problem.field) or node.id
             self.error(anchor.span, f"dataset `{did}` cannot be satisfied: {problem.message}", problem.hint)
         return dataset
 

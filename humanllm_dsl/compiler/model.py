@@ -123,6 +123,7 @@ class Dataset:
     hold_out: HoldOut = attrs.field(factory=HoldOut)
     id_eval: int = 0
     ood_eval: int = 0
+    mixed_eval: int = 0  # at least this many scenarios mix held-out and in-domain patterns
     where: str = attrs.field(default="", eq=False)
 
 

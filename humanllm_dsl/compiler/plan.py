@@ -1,7 +1,9 @@
 """The scenario plan: a pure, deterministic function of (library, dataset, seed).
 
 Each slot fixes what a scenario must contain: its patterns, the declared interactions among
-them, a situation, a domain, a character count and a split. Coverage is balanced
+them, a situation, a domain, a character count and a split. `mixed_eval N` slots start from a
+held-out pattern and add in-domain ones; other training-pool slots that happen to draw a
+held-out pattern are mixed_eval too. Coverage is balanced
 by always drawing the least-used pattern next; exclusions and the Big Five rule (at most one
 trait per dimension) are honoured.
 """
@@ -77,7 +79,7 @@ class _Drawer:
         return True
 
     def bundle(self, candidates: list[str], size: int, first_from: list[str] | None = None) -> list[str]:
-        """`size` compatible patterns from `candidates`; the first from `first_from` if given."""
+        """`size` compatible patterns: the first from `first_from` if given, the others from `candidates`."""
         usage, rng = self.usage, self.rng
         order = sorted(candidates, key=usage.__getitem__)  # stable: ties keep library order
         blocks = [list(group) for _, group in itertools.groupby(order, key=usage.__getitem__)]
@@ -153,11 +155,12 @@ def make_plan(lib: m.Library, dataset: m.Dataset, *, scenarios: int | None = Non
               seed: int | None = None) -> Plan:
     """Plan `scenarios` slots (default: the dataset's count) with `seed` (default: the dataset's)."""
     if scenarios is not None:
-        dataset = attrs.evolve(dataset, scenarios=scenarios,
-                               id_eval=min(dataset.id_eval, scenarios), ood_eval=min(dataset.ood_eval, scenarios))
-        if dataset.id_eval + dataset.ood_eval > scenarios:  # shrink evaluation sets with the dataset
+        dataset = attrs.evolve(dataset, scenarios=scenarios, id_eval=min(dataset.id_eval, scenarios),
+                               ood_eval=min(dataset.ood_eval, scenarios), mixed_eval=min(dataset.mixed_eval, scenarios))
+        if dataset.id_eval + dataset.ood_eval + dataset.mixed_eval > scenarios:  # shrink evaluation sets with the dataset
             share = scenarios // 4
-            dataset = attrs.evolve(dataset, id_eval=min(dataset.id_eval, share), ood_eval=min(dataset.ood_eval, share))
+            dataset = attrs.evolve(dataset, id_eval=min(dataset.id_eval, share), ood_eval=min(dataset.ood_eval, share),
+                                   mixed_eval=min(dataset.mixed_eval, share))
     if seed is not None:
         dataset = attrs.evolve(dataset, seed=seed)
     problems = unsatisfiable(dataset, lib)
@@ -174,16 +177,17 @@ def make_plan(lib: m.Library, dataset: m.Dataset, *, scenarios: int | None = Non
     drawer = _Drawer(lib, rng, usage)
     sit_use, dom_use = Counter(), Counter()
     lo, hi = dataset.patterns
-    wanted = (["ood_eval"] * dataset.ood_eval + ["id_eval"] * dataset.id_eval
-              + ["rest"] * (dataset.scenarios - dataset.ood_eval - dataset.id_eval))
+    rest = dataset.scenarios - dataset.ood_eval - dataset.id_eval - dataset.mixed_eval
+    wanted = (["ood_eval"] * dataset.ood_eval + ["id_eval"] * dataset.id_eval + ["mixed_eval"] * dataset.mixed_eval
+              + ["rest"] * rest)
     slots = []
     by_pattern: dict[str, list[m.Interaction]] = {}
     for it in lib.interactions:
         by_pattern.setdefault(it.patterns[0], []).append(it)
     for number, kind in enumerate(wanted, start=1):
-        candidates = {"ood_eval": list(held), "id_eval": in_domain}.get(kind, everything)
+        candidates = {"ood_eval": list(held), "id_eval": in_domain, "mixed_eval": in_domain}.get(kind, everything)
         size = rng.randint(lo, hi)
-        patterns = drawer.bundle(candidates, size, first_from=in_domain if kind == "rest" else None)
+        patterns = drawer.bundle(candidates, size, first_from={"rest": in_domain, "mixed_eval": list(held)}.get(kind))
         if len(patterns) < lo:
             raise PlanError(f"could not draw {lo} compatible patterns for a {kind} scenario")
         if kind == "rest":

@@ -58,11 +58,17 @@ def unsatisfiable(dataset: m.Dataset, lib: m.Library) -> list[Problem]:
             problems.append(Problem("ood_eval", f"out-of-domain scenarios use only held-out patterns, but "
                                     f"{hold.count} held out cannot fill a scenario of {low}",
                                     "hold out more patterns or lower the `patterns` range"))
-    elif dataset.ood_eval:
-        problems.append(Problem("ood_eval", "`ood_eval` needs held-out patterns", "add `hold_out N` to the split"))
-    if dataset.id_eval + dataset.ood_eval > dataset.scenarios:
-        problems.append(Problem("id_eval", f"{dataset.id_eval} + {dataset.ood_eval} evaluation scenarios do not fit in "
-                                f"{dataset.scenarios}"))
+    else:
+        for split in ("ood_eval", "mixed_eval"):
+            if getattr(dataset, split):
+                problems.append(Problem(split, f"`{split}` needs held-out patterns", "add `hold_out N` to the split"))
+    if dataset.mixed_eval and low < 2:
+        problems.append(Problem("mixed_eval", "a mixed scenario needs at least 2 patterns (one held out, one not)",
+                                "raise the lower end of `patterns` to 2"))
+    evaluation = dataset.id_eval + dataset.ood_eval + dataset.mixed_eval
+    if evaluation > dataset.scenarios:
+        problems.append(Problem("id_eval", f"{dataset.id_eval} + {dataset.ood_eval} + {dataset.mixed_eval} evaluation "
+                                f"scenarios do not fit in {dataset.scenarios}"))
     if not (dataset.include_situations or lib.situations):
         problems.append(Problem("scenarios", "the specs declare no `situation`", "declare at least one situation"))
     if not (dataset.include_domains or lib.domains):

@@ -223,7 +223,7 @@ class HoldOut:
 
 @attrs.frozen
 class EvalSize:
-    kind: str  # id_eval | ood_eval
+    kind: str  # id_eval | ood_eval | mixed_eval
     count: int
     span: Span | None = _span()
 
