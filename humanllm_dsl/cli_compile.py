@@ -51,7 +51,8 @@ def add_commands(sub) -> None:
     run.add_argument("--cache-dir", type=Path, metavar="DIR", help="where DSPy caches LM answers (default: DIR/cache)")
     run.add_argument("--no-cache", action="store_true", help="do not cache LM answers")
     run.add_argument("--max-tokens", type=int, metavar="T", help="split SFT samples into windows of about T tokens")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress display (by default a live bar, or a line every 30 s where stderr is not a terminal)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser(
@@ -103,7 +104,8 @@ def cmd_compile(args) -> int:
     options = CompileOptions(out=args.out, dataset=args.dataset, scenarios=args.scenarios, seed=args.seed,
                              lm=args.lm, api_base=args.api_base, lm_config=config, limits=limits, stage=args.stage,
                              max_attempts=args.max_attempts, max_tokens=args.max_tokens,
-                             progress=not args.no_progress and sys.stderr.isatty(), cache=not args.no_cache,
+                             progress=None if args.no_progress else "bar" if sys.stderr.isatty() else "log",
+                             cache=not args.no_cache,
                              cache_dir=args.cache_dir, shard=shard, programs=programs, workers=args.workers)
     try:
         manifest = compile_dataset(lib, options)

@@ -96,7 +96,7 @@ def test_second_run_is_byte_identical_and_resumes_without_calls(spec, built, tmp
             assert twin.read_bytes() == path.read_bytes(), path
     before = offline.OfflineEngine.calls_total
     lib = h.load(spec)
-    manifest = compile_dataset(lib, CompileOptions(out=other, progress=False))
+    manifest = compile_dataset(lib, CompileOptions(out=other, progress=None))
     assert offline.OfflineEngine.calls_total == before  # finished work makes no LM call
     assert manifest["records"] == len(read_jsonl(built / "records.jsonl"))
 
@@ -107,7 +107,7 @@ def test_invalid_outputs_are_retried_then_recorded(spec, tmp_path, monkeypatch):
 
     monkeypatch.setitem(offline.GENERATORS, frozenset({"turns"}), broken)
     lib = h.load(spec)
-    manifest = compile_dataset(lib, CompileOptions(out=tmp_path / "b", scenarios=5, progress=False))
+    manifest = compile_dataset(lib, CompileOptions(out=tmp_path / "b", scenarios=5, progress=None))
     failures = read_jsonl(tmp_path / "b" / "failures.jsonl")
     assert len(failures) == 5 and manifest["records"] == 0
     assert all(f["stage"] == "conversations" and "`Nobody` is not a character" in f["reason"] for f in failures)

@@ -25,7 +25,7 @@ def build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pilot")
     result = check_paths([str(ROOT / "specs")])
     assert not result.errors
-    compile_dataset(result.library, CompileOptions(out=out, progress=False))
+    compile_dataset(result.library, CompileOptions(out=out, progress=None))
     return out
 
 

@@ -365,3 +365,17 @@ def test_workers_write_what_one_process_writes(spec, tmp_path):
     for stage in ("scenarios", "conversations", "checklists"):
         lines = (two / "work" / f"{stage}.jsonl").read_bytes().splitlines()
         assert sorted(lines) == sorted((one / "work" / f"{stage}.jsonl").read_bytes().splitlines())
+
+
+def test_progress_logs_plain_lines_where_stderr_is_not_a_terminal(monkeypatch, capsys):
+    from humanllm_dsl.runtime import progress as P
+    from humanllm_dsl.runtime.pipeline import Usage
+
+    monkeypatch.setattr(P, "LOG_EVERY", 0.0)
+    bar = P.Progress(("scenarios", "conversations"), 10, {"scenarios": 4, "conversations": 0}, mode="log")
+    with bar:
+        bar.advance("scenarios", Usage(calls=3, prompt_tokens=1200, completion_tokens=300))
+        bar.advance("failures", Usage(calls=4))
+    err = capsys.readouterr().err.splitlines()
+    assert "scenarios 5/10, conversations 0/10; 3 calls, 1,200+300 tokens" in err[0]
+    assert err[1].endswith("1 failed") and bar.summary() == "kept 5 scenarios, 0 conversations of 10 planned; 1 failed"

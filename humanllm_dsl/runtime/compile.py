@@ -47,7 +47,7 @@ class CompileOptions:
     stage: str = "export"
     max_attempts: int = 3
     max_tokens: int | None = None  # SFT windowing
-    progress: bool = True
+    progress: str | None = "bar"  # "bar", "log" (a line every 30 s) or None
     cache: bool = True
     cache_dir: Path | None = None
     shard: Shard | None = None
@@ -130,8 +130,8 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
     ids = {s.id for s in slots}
     todo = [s.id for s in slots if any(s.id not in stores[stage] for stage in stages)]
     progress = Progress(stages, len(slots), {st: len(ids & stores[st].items.keys()) for st in stages},
-                        enabled=options.progress)
-    job = Job(lib, dataset, plan, config, attrs.evolve(options, progress=False))
+                        mode=options.progress)
+    job = Job(lib, dataset, plan, config, attrs.evolve(options, progress=None))
     workers = min(options.workers, max(1, len(todo)))
     run = Usage()
     try:

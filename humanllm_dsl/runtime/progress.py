@@ -1,23 +1,32 @@
 """The compile progress display: a bar per stage (done/total, rate, ETA) and a line of totals
 (LM calls, tokens, cost, calls in flight, calls resent). Records finished by earlier runs count
-as done. It knows nothing of how the work is run (one process or several)."""
+as done. Where stderr is not a terminal (a log file, a batch job), a plain line every
+`LOG_EVERY` seconds instead. It knows nothing of how the work is run (one process or several)."""
 
 from __future__ import annotations
+
+import sys
+import time
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 
+LOG_EVERY = 30.0  # seconds
+
+
 class Progress:
-    def __init__(self, stages: tuple[str, ...], total: int, done: dict[str, int], enabled: bool = True):
+    def __init__(self, stages: tuple[str, ...], total: int, done: dict[str, int], mode: str | None = "bar"):
+        """`mode`: "bar" (a live display), "log" (a line every LOG_EVERY seconds) or None."""
         self.stages, self.total, self.done = stages, total, dict(done)
         self.failed = 0
-        self.enabled = enabled and bool(stages)
+        self.mode = mode if stages else None
         self.bar = None
         self.tasks = {}
+        self.started = self.logged = time.monotonic()
 
     def __enter__(self) -> "Progress":
-        if self.enabled:
+        if self.mode == "bar":
             self.bar = RichProgress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
                                     TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                                     TimeRemainingColumn(), TextColumn("{task.fields[totals]}"))
@@ -37,6 +46,12 @@ class Progress:
             self.failed += 1
         else:
             self.done[stage] += 1
+        if self.mode == "log" and time.monotonic() - self.logged >= LOG_EVERY:
+            self.logged = time.monotonic()
+            print(f"[{self.logged - self.started:6.0f}s] " + ", ".join(f"{s} {self.done[s]}/{self.total}" for s in self.stages)
+                  + f"; {usage.calls} calls, {usage.prompt_tokens:,}+{usage.completion_tokens:,} tokens"
+                  + (f", ${usage.cost:.2f}" if usage.cost else "") + (f", {self.failed} failed" if self.failed else ""),
+                  file=sys.stderr, flush=True)
         if self.bar is None:
             return
         if stage in self.tasks:
