@@ -10,9 +10,21 @@ import time
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 
 LOG_EVERY = 30.0  # seconds
+
+
+class _Bars(RichProgress):
+    """Rich's progress bars with a line of totals under them."""
+
+    totals = ""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        if self.totals:
+            yield Text(self.totals, style="dim")
 
 
 class Progress:
@@ -27,12 +39,11 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.mode == "bar":
-            self.bar = RichProgress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                                    TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                                    TimeRemainingColumn(), TextColumn("{task.fields[totals]}"))
+            self.bar = _Bars(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                             TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                             TimeRemainingColumn())
             for stage in self.stages:
-                self.tasks[stage] = self.bar.add_task(stage, total=self.total, completed=self.done[stage],
-                                                      rate="", totals="")
+                self.tasks[stage] = self.bar.add_task(stage, total=self.total, completed=self.done[stage], rate="")
             self.bar.start()
         return self
 
@@ -62,7 +73,7 @@ class Progress:
         totals = (f"{usage.calls} calls, {usage.prompt_tokens:,}+{usage.completion_tokens:,} tok"
                   + (f", ${usage.cost:.2f}" if usage.cost else "") + f", {in_flight} in flight, {resent} resent"
                   + (f", {self.failed} failed" if self.failed else ""))
-        self.bar.update(self.tasks[self.stages[-1]], totals=totals)
+        self.bar.totals = totals
 
     def summary(self) -> str:
         kept = ", ".join(f"{self.done[stage]} {stage}" for stage in self.stages)
