@@ -76,18 +76,17 @@ def read_jsonl(path: Path) -> list[dict]:
     """
     if not path.is_file():
         raise EvalDataError(f"{path}: no such file")
+    from ..runtime.store import JsonLinesError, json_lines
+
     rows = []
     with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalDataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise EvalDataError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
-            rows.append(row)
+        try:
+            for n, row in json_lines(f, path):
+                if not isinstance(row, dict):
+                    raise EvalDataError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
+                rows.append(row)
+        except JsonLinesError as exc:
+            raise EvalDataError(str(exc)) from None
     return rows
 
 

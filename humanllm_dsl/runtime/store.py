@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -87,6 +88,21 @@ class JsonlStore:
             self.close()
         except OSError:
             pass
+
+
+class JsonLinesError(ValueError):
+    """A line of a JSON-lines file that is not JSON; the message names the file and line."""
+
+
+def json_lines(lines, path) -> Iterator[tuple[int, object]]:
+    """(line number, value) for each non-blank line of a JSON-lines file read by the caller."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise JsonLinesError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
 def write_jsonl(path: Path, rows) -> int:
