@@ -141,13 +141,14 @@ def cmd_compile(args) -> int:
 
 
 def _load_programs(paths) -> dict:
-    """name -> module for each `--program PATH` (one per program; the last one given wins)."""
+    """name -> folder for each `--program PATH` (the last one given for a program wins); each is
+    loaded once here, so a bad folder is reported before any work starts."""
     if not paths:
         return {}
     from .compiler.saved_programs import load_program
     from .runtime.pipeline import GENERATION_PROGRAMS
 
-    return dict(load_program(path, expect=GENERATION_PROGRAMS) for path in paths)
+    return {load_program(path, expect=GENERATION_PROGRAMS)[0]: path for path in paths}
 
 
 def cmd_merge(args) -> int:

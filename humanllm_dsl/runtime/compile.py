@@ -51,7 +51,7 @@ class CompileOptions:
     cache: bool = True
     cache_dir: Path | None = None
     shard: Shard | None = None
-    programs: dict = attrs.Factory(dict)  # name -> dspy.Module loaded with --program
+    programs: dict = attrs.Factory(dict)  # name -> folder of a program saved by `optimize` (--program)
     workers: int = 1  # processes generating at once
 
     def config(self) -> LMConfig:
@@ -75,36 +75,34 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
     started = time.perf_counter()
     plan = make_plan(lib, dataset, scenarios=options.scenarios, seed=options.seed)
     write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
-    manifest = base_manifest(lib, dataset, plan, config, options.stage)
-    manifest["optimised_programs"] = sorted(options.programs)
+    manifest = base_manifest(lib, dataset, plan, config, options.stage, sorted(options.programs))
     timings = {"plan": time.perf_counter() - started}
     if options.stage != "plan":
         t = time.perf_counter()
         run_usage = generate(lib, dataset, plan, config, options)
         timings["generate"] = time.perf_counter() - t
-        manifest["run"] = run_usage
         if options.shard is not None:
             options.shard.write(out, lib, manifest, options.max_tokens)
             manifest.update(shard=[options.shard.index, options.shard.count])
-            manifest["timings"] = timings
-            return manifest
-        t = time.perf_counter()
-        finish(out, lib, plan, manifest, options.stage, options.max_tokens)
-        manifest["run"] = run_usage
-        timings["export"] = time.perf_counter() - t
+        else:
+            t = time.perf_counter()
+            finish(out, lib, plan, manifest, options.stage, options.max_tokens)
+            timings["export"] = time.perf_counter() - t
+        manifest["run"] = run_usage  # this run's calls, wasted ones included: shown, not written
     else:
         write_json(out / "manifest.json", manifest)
     manifest["timings"] = timings  # shown to the user, not written: outputs stay byte-identical
     return manifest
 
 
-def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConfig, stage: str) -> dict:
+def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConfig, stage: str,
+                  optimised: list[str] = ()) -> dict:
     return {"dataset": dataset.id, "seed": plan.seed, "scenarios": len(plan.slots), "held_out": list(plan.held_out),
             "spec_hash": lib.spec_hash, "lm": config.lm.label, "offline": config.lm.model == OFFLINE,
             "stage": stage, "planned_splits": plan.counts(), "splits": {}, "sft_samples": {}, "records": 0,
             "failures": 0, "lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0,
             "transient_retries": 0, "cost_usd": 0.0,
-            "programs": config.models(GENERATION_PROGRAMS), "optimised_programs": []}
+            "programs": config.models(GENERATION_PROGRAMS), "optimised_programs": list(optimised)}
 
 
 @attrs.frozen
@@ -165,7 +163,7 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
     wanted = set(slot_ids)
     failures = JsonlStore(options.out / "failures.jsonl", repair=repair)
     generator = Generator(job.lib, job.dataset, plan, options.out / "work", failures, options.max_attempts,
-                          Programs(job.lib, lms, replace=options.programs), durable=not offline,
+                          Programs(job.lib, lms, replace=_saved_programs(options.programs)), durable=not offline,
                           slots=[s for s in plan.slots if s.id in wanted], repair=repair)
     generator.policy = CallPolicy(config.limits)
 
@@ -182,6 +180,15 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
         failures.close()
         generator.usage.transient_retries = generator.policy.transient_retries
     return generator.usage
+
+
+def _saved_programs(paths: dict) -> dict:
+    """Load the `--program` folders in this process (DSPy modules do not cross process lines)."""
+    if not paths:
+        return {}
+    from ..compiler.saved_programs import load_program
+
+    return {name: load_program(path, expect=name)[1] for name, path in paths.items()}
 
 
 async def _run(generator: Generator, limits: Limits, stage: str) -> None:
@@ -214,7 +221,6 @@ def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, ma
     manifest.update(lm_calls=usage.calls, prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens, retries=usage.retries,
                     transient_retries=usage.transient_retries, cost_usd=round(usage.cost, 6), failures=len(failures))
-    manifest.pop("run", None)
     write_jsonl(failures_path, sorted(failures.values(), key=lambda r: r["id"]))
     if stage == "export":
         records = []

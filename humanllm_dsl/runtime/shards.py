@@ -90,7 +90,7 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
             failures.update(JsonlStore(folder / "failures.jsonl").items)
     write_jsonl(out / "failures.jsonl", sorted(failures.values(), key=lambda r: r["id"]))
     config = LMConfig(lm=LMSpec(model=first["lm"]))
-    manifest = base_manifest(lib, dataset, plan, config, first["stage"])
-    manifest.update(programs=first["programs"], optimised_programs=first["optimised_programs"])
+    manifest = base_manifest(lib, dataset, plan, config, first["stage"], first["optimised_programs"])
+    manifest["programs"] = first["programs"]
     finish(out, lib, plan, manifest, first["stage"], first["max_tokens"])
     return manifest
