@@ -113,10 +113,10 @@ def cmd_compile(args) -> int:
         return _error("compile", f"the dataset cannot be planned: {exc}", EXIT_SPEC)
     except LMUnavailable as exc:
         return _error("compile", f"the LM cannot be used: {exc}\nNothing was lost: finished work is in "
-                                 f"{args.out}/work/; fix the model, key or address and run the same command again.",
+                                 f"{args.out / 'work'}; fix the model, key or address and run the same command again.",
                       EXIT_USAGE)
     except Interrupted as exc:
-        print(f"\ninterrupted: {exc}; every finished result is saved in {args.out}/work/.\n"
+        print(f"\ninterrupted: {exc}; every finished result is saved in {args.out / 'work'}.\n"
               f"Run the same command again to resume.", file=sys.stderr)
         return 130
     t = manifest.pop("timings")
