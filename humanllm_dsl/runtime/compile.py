@@ -195,7 +195,7 @@ async def _run(generator: Generator, limits: Limits, stage: str) -> None:
     import dspy
 
     with dspy.context(adapter=FastChatAdapter(), track_usage=True):
-        await generator.run(stage, workers=limits.concurrency)
+        await generator.run(stage, concurrency=limits.concurrency)
 
 
 def _save_run_usage(out: Path, run: Usage) -> None:

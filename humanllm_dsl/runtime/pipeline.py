@@ -96,8 +96,10 @@ class Generator:
             try:
                 out = await self._call(program, dict(inputs, feedback=feedback, config=config), usage)
             except TruncatedOutput as exc:
+                self.reached_lm = True
                 problems = [f"{exc}; answer more briefly"]
             except (AdapterParseError, ValueError, KeyError, TypeError) as exc:  # an answer in the wrong shape
+                self.reached_lm = True
                 problems = [f"the output could not be parsed: {_short(exc)}"]
             except Exception as exc:  # noqa: BLE001 - transient failures the policy gave up on
                 if not _is_lm_error(exc):
@@ -206,18 +208,19 @@ class Generator:
             await store.commit({**result, "usage": usage.as_dict()})
             self.on_record(stage)
 
-    async def run(self, stop: str, workers: int) -> None:
-        """Run every slot up to stage `stop`, `workers` slots at a time, in plan order."""
+    async def run(self, stop: str, concurrency: int) -> None:
+        """Run every slot up to stage `stop`, `concurrency` slots at a time, in plan order (a slot's
+        calls are sequential, so that is also the most calls in flight)."""
         queue: asyncio.Queue[Slot] = asyncio.Queue()
         for slot in self.todo(stop):
             queue.put_nowait(slot)
 
-        async def worker() -> None:
+        async def lane() -> None:
             while not queue.empty():
                 await self.run_slot(queue.get_nowait(), stop)
 
         try:
-            await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+            await asyncio.gather(*(lane() for _ in range(max(1, concurrency))))
         finally:
             self.close()
 
