@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import queue
 import threading
 
 import attrs
@@ -17,42 +18,52 @@ import attrs
 from .pipeline import LMUnavailable, Usage
 
 
+class WorkerFailed(RuntimeError):
+    """A worker process crashed or raised; what the others finished is on disk."""
+
+
 def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
+    """Generate `slot_ids` in `workers` processes; the limits (calls in flight, requests and
+    tokens per minute) are shared out among them. Returns the run's usage."""
     from .compile import Job
 
+    limits = job.config.limits
+    share = attrs.evolve(limits, concurrency=max(1, math.ceil(limits.concurrency / workers)),
+                         rpm=limits.rpm / workers if limits.rpm else None,
+                         tpm=limits.tpm / workers if limits.tpm else None)
+    job = Job(job.lib, job.dataset, job.plan, attrs.evolve(job.config, limits=share), job.options)
     ctx = multiprocessing.get_context("spawn")
     events = ctx.Queue()
-    per_worker = max(1, math.ceil(job.options.limits.get("concurrency", job.config.limits.concurrency) / workers))
-    config = attrs.evolve(job.config, limits=attrs.evolve(job.config.limits, concurrency=per_worker))
-    job = Job(job.lib, job.dataset, job.plan, config, attrs.evolve(job.options, limits={}))
     procs = [ctx.Process(target=_worker, args=(job, slot_ids[k::workers], k, events), daemon=True)
              for k in range(workers)]
     for proc in procs:
         proc.start()
     latest = {k: (Usage(), 0, 0) for k in range(workers)}
-    running, errors = workers, []
+    running, errors = set(range(workers)), []
     try:
         while running:
-            kind, k, *rest = events.get()
+            try:
+                kind, k, *rest = events.get(timeout=1.0)
+            except queue.Empty:
+                for k in [k for k in running if procs[k].exitcode is not None]:  # died without a word
+                    running.discard(k)
+                    errors.append(f"worker {k} exited with code {procs[k].exitcode}")
+                continue
             if kind == "record":
                 stage, usage, in_flight, resent = rest
                 latest[k] = (Usage(**usage), in_flight, resent)
-                total = _sum(u for u, _, _ in latest.values())
-                progress.advance(stage, total, sum(f for _, f, _ in latest.values()),
-                                 sum(r for _, _, r in latest.values()))
-            elif kind == "done":
+                progress.advance(stage, _sum(u for u, _, _ in latest.values()),
+                                 sum(f for _, f, _ in latest.values()), sum(r for _, _, r in latest.values()))
+                continue
+            running.discard(k)
+            if kind == "done":
                 latest[k] = (Usage(**rest[0]), 0, 0)
-                running -= 1
-            elif kind == "error":
-                errors.append(rest[0])
-                running -= 1
             elif kind == "unavailable":
-                running -= 1
                 errors.append(LMUnavailable(rest[0]))
             elif kind == "interrupted":
-                latest[k] = (Usage(**rest[0]), 0, 0)
-                running -= 1
                 errors.append(KeyboardInterrupt)
+            else:
+                errors.append(rest[0])
     finally:
         for proc in procs:
             proc.join(timeout=30)
@@ -62,7 +73,7 @@ def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
         if isinstance(error, LMUnavailable):
             raise error
     if errors:
-        raise RuntimeError(f"a compile worker failed:\n{errors[0]}")
+        raise WorkerFailed(f"a compile worker failed: {errors[0]}")
     return _sum(u for u, _, _ in latest.values())
 
 
@@ -88,7 +99,7 @@ def _worker(job, slot_ids: list[str], k: int, events) -> None:
         usage = run_share(job, slot_ids, on_record=on_record, repair=False)
         events.put(("done", k, usage.as_dict()))
     except KeyboardInterrupt:
-        events.put(("interrupted", k, Usage().as_dict()))
+        events.put(("interrupted", k))
     except LMUnavailable as exc:
         events.put(("unavailable", k, str(exc)))
     except Exception:  # noqa: BLE001 - handed to the parent, which reports it
