@@ -113,11 +113,13 @@ def test_always_malformed_is_a_recorded_failure():
 
 
 def test_unparseable_answer_is_rescued_from_the_raw_text():
-    """The adapter cannot validate a list with one sloppy entry; the raw section still parses."""
-    raw = json.dumps([{"item": 1, "score": "+1", "evidence": "a"}, {"item": "2", "score": "violated"},
-                      {"item": 3, "score": "not exhibited"}])
+    """The adapter cannot read an item -> score map as a list of verdicts; the raw section still parses."""
+    raw = json.dumps({"1": "+1", "2": "violated", "3": {"score": "not exhibited", "evidence": "a"}})
+    with dspy.context(lm=dspy.utils.DummyLM([answer(raw)]), adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
+        with pytest.raises(J.call_errors()):
+            P.ChecklistJudge()(character="Ann", transcript="Ann: hi", items=["a", "b", "c"], feedback="")
     out, _ = run_judge([raw])
-    assert out["status"] == "ok"
+    assert out["status"] == "ok" and out["attempts"] == 1
     assert [v["score"] for v in out["verdicts"]] == [1, -1, 0]
 
 
@@ -126,12 +128,20 @@ def test_prose_answer_fails_after_retries():
     assert out["status"] == "failed"
 
 
-def test_holistic_retry_and_failure():
-    lm = dspy.utils.DummyLM([{"anthropomorphism": "150", "fidelity": "40", "rationale": "x"},
-                             {"anthropomorphism": "75/100", "fidelity": "40", "rationale": "ok"}])
+def run_holistic(answers, attempts=2):
+    lm = dspy.utils.DummyLM(answers)
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
-        out = J.judge_holistic(P.HolisticJudge(), "Ann", "profile", "Ann: hi", base_id="s#1", max_attempts=2)
+        return J.judge_holistic(P.HolisticJudge(), "Ann", "profile", "Ann: hi", base_id="s#1", max_attempts=attempts)
+
+
+def test_holistic_retry_and_failure():
+    out = run_holistic([{"anthropomorphism": "150", "fidelity": "40", "rationale": "x"},
+                        {"anthropomorphism": "75/100", "fidelity": "40", "rationale": "ok"}])
     assert out["status"] == "ok" and out["anthropomorphism"] == 75 and out["attempts"] == 2
+    out = run_holistic([{"anthropomorphism": "high", "fidelity": "40", "rationale": "x"}] * 2)
+    assert out["status"] == "failed" and out["attempts"] == 2
+    assert "anthropomorphism must be an integer from 0 to 100" in out["reason"]
+    assert "anthropomorphism" not in out
 
 
 def test_offline_judge_quotes_the_judged_characters_own_turns():
