@@ -1,8 +1,8 @@
 """Role-play rollouts: the evaluated model plays one target character of a scenario.
 
-The model gets the character's SFT system prompt (`runtime.sft.system_prompt`) and, as user
-messages, the other characters' reference turns as that character perceives them (thoughts
-removed). At each of the character's turns it writes a new turn (thought / action / speech),
+The model gets the character's SFT system prompt and, as user messages, the other characters'
+reference turns as that character perceives them, thoughts removed (both as `runtime.sft.messages_for`
+gives them for training). At each of the character's turns it writes a new turn (thought / action / speech),
 which stays in its own history. The rollout is the reference conversation with the character's
 turns replaced by the generated ones.
 """
@@ -10,7 +10,7 @@ turns replaced by the generated ones.
 from __future__ import annotations
 
 from ..runtime.channels import split_channels, visible
-from ..runtime.sft import SCENE_START, system_prompt
+from ..runtime.sft import messages_for
 from .data import Sample
 from .lms import chat
 
@@ -28,24 +28,28 @@ def rollout(sample: Sample, lm, *, max_tokens: int | None = 300, seed: int = 0) 
         "speech", "generated", "truncated" (only when cut off at max_tokens)}]}`.
     """
     record, name = sample.record, sample.character
-    system = system_prompt(record, name)
+    conversation = record["conversation"]
+    reference = messages_for(record, name)  # the system prompt, then one user message per own exchange
+    prompts = iter(m["content"] for m in reference if m["role"] == "user")
     history: list[dict] = []
-    pending: list[str] = []
     turns = []
-    for i, turn in enumerate(record["conversation"]):
+    for i, turn in enumerate(conversation):
         if turn["char"] != name:
-            seen = visible(turn["content"])
-            pending.append(f"{turn['char']}: {seen}" if seen else f"{turn['char']}: (says nothing)")
             turns.append(_turn(turn["char"], turn["content"], generated=False))
             continue
-        if not pending and history and history[-1]["role"] == "assistant":
+        if i and conversation[i - 1]["char"] == name:
             continue  # two own turns in a row: the previous generated turn speaks for both
-        history.append({"role": "user", "content": "\n".join(pending) if pending else SCENE_START})
-        pending = []
-        text, truncated = chat(lm, system, history, max_tokens=max_tokens, rollout_id=f"{sample.id}/turn{i}/seed{seed}")
+        history.append({"role": "user", "content": next(prompts)})
+        text, truncated = chat(lm, reference[0]["content"], history, max_tokens=max_tokens,
+                               rollout_id=f"{sample.id}/turn{i}/seed{seed}")
         history.append({"role": "assistant", "content": text})
         turns.append(_turn(name, text, generated=True, truncated=truncated))
-    return {"id": sample.id, "record": sample.record_id, "character": name, "split": sample.split, "turns": turns}
+    return _rollout_row(sample, turns)
+
+
+def _rollout_row(sample: Sample, turns: list[dict]) -> dict:
+    return {"id": sample.id, "record": sample.record_id, "character": sample.character, "split": sample.split,
+            "turns": turns}
 
 
 def _turn(char: str, content: str, generated: bool, truncated: bool = False) -> dict:
@@ -85,6 +89,4 @@ def reference_rollout(sample: Sample) -> dict:
     Args:
         sample: the scenario and target character.
     """
-    turns = [_turn(t["char"], t["content"], generated=False) for t in sample.record["conversation"]]
-    return {"id": sample.id, "record": sample.record_id, "character": sample.character, "split": sample.split,
-            "turns": turns}
+    return _rollout_row(sample, [_turn(t["char"], t["content"], generated=False) for t in sample.record["conversation"]])
