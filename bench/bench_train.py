@@ -10,7 +10,7 @@ steps; the first `--warmup` are not timed. Reported per side: trained-on tokens 
   trl-defaults  SFTConfig as TRL ships it (batch 8, padding to the longest sample, gradient
                 checkpointing on, no packing), with max_length set to fit the data and bf16
                 weights (an 8B model in fp32 with fp32 Adam does not fit one GPU).
-  humanllm      the settings `humanllm train` builds (humanllm_dsl.train.trainer.sft_config)
+  humanllm      the settings `humanllm train` builds (humanllm_dsl.train.trainer.sft_kwargs)
                 with the bench's choices: packing (best-fit, padding-free, sequences kept apart
                 by position ids), flash-attention 2 when installed, gradient checkpointing off
                 (`--humanllm-checkpointing` turns it on where memory is short).

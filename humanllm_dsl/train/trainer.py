@@ -99,12 +99,6 @@ def sft_kwargs(cfg: c.TrainConfig, has_eval: bool, progress: bool) -> dict:
     }
 
 
-def sft_config(cfg: c.TrainConfig, has_eval: bool, progress: bool, **overrides):
-    from trl import SFTConfig
-
-    return SFTConfig(**{**sft_kwargs(cfg, has_eval, progress), **overrides})
-
-
 def resume_path(cfg: c.TrainConfig) -> str | None:
     if cfg.resume is None:
         return None
@@ -139,11 +133,11 @@ def build(cfg: c.TrainConfig, *, console: bool = True, progress: bool = False) -
         tokenizer.pad_token = tokenizer.eos_token
     model = load_model(cfg)
 
-    from trl import SFTTrainer
+    from trl import SFTConfig, SFTTrainer
 
     from .lora import peft_config
 
-    args = sft_config(cfg, bool(evals), progress)
+    args = SFTConfig(**sft_kwargs(cfg, bool(evals), progress))
     try:
         trainer = SFTTrainer(model=model, args=args, train_dataset=d.to_dataset(train),
                              eval_dataset=evals or None, processing_class=tokenizer,
