@@ -17,8 +17,7 @@ PATTERNS = {"anchoring": {"name": "anchoring", "family": "social_cognitive"},
 
 
 def scored(sample, run, ipe=(), mpd=(), split="id_eval", patterns=("anchoring",), interactions=()):
-    families = tuple(dict.fromkeys(PATTERNS[p]["family"] for p in patterns))
-    return S.Scored(sample, run, split, patterns, families, interactions, tuple(ipe), tuple(mpd))
+    return S.Scored(sample, run, split, patterns, interactions, tuple(ipe), tuple(mpd))
 
 
 def test_hand_computed_two_samples_two_runs():

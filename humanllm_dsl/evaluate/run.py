@@ -251,13 +251,12 @@ def _judge_all(o, samples, stores, judges, lm, bar, adapter) -> None:
         _parallel(one, jobs, o.workers, done, {"lm": lm, "adapter": adapter})
 
 
-def scored_of(sample: D.Sample, row: dict, patterns: dict) -> S.Scored:
+def scored_of(sample: D.Sample, row: dict) -> S.Scored:
     """A successful verdict row reduced for aggregation.
 
     Args:
         sample: the sample judged.
         row: its verdicts.jsonl row (status ok).
-        patterns: `patterns.json` of the build.
     """
     ipe, mpd = [], []
     for item, verdict in zip(sample.items, row["verdicts"], strict=True):
@@ -265,9 +264,8 @@ def scored_of(sample: D.Sample, row: dict, patterns: dict) -> S.Scored:
             ipe.append((item.pattern, verdict["score"]))
         else:
             mpd.append(verdict["score"])
-    families = tuple(dict.fromkeys(patterns.get(p, {}).get("family", "unknown") for p in sample.patterns))
     types = tuple(sorted({i["type"] for i in sample.record.get("interactions", [])}))
-    return S.Scored(sample.id, row["run"], sample.split, sample.patterns, families, types, tuple(ipe), tuple(mpd))
+    return S.Scored(sample.id, row["run"], sample.split, sample.patterns, types, tuple(ipe), tuple(mpd))
 
 
 def _ok_rows(store: JsonlStore, samples, runs: int):
@@ -292,7 +290,7 @@ def build_results(o: EvalOptions, splits, samples, patterns, stores, seconds: fl
     """
     runs = list(range(1, o.runs + 1))
     rows = list(_ok_rows(stores["verdicts"], samples, o.runs))
-    scored = [scored_of(s, row, patterns) for s, row in rows if row["status"] == "ok"]
+    scored = [scored_of(s, row) for s, row in rows if row["status"] == "ok"]
     holistic = [row for _, row in _ok_rows(stores["holistic"], samples, o.runs) if row["status"] == "ok"]
     turns = [t for s in samples if s.id in stores["rollouts"] for t in stores["rollouts"].get(s.id)["turns"]
              if t["generated"]]
@@ -332,7 +330,7 @@ def write_scores_csv(path: Path, samples, patterns, stores, runs: int) -> None:
         stores: the run's stores.
         runs: the number of judge runs.
     """
-    scored = [scored_of(s, row, patterns) for s, row in _ok_rows(stores["verdicts"], samples, runs)
+    scored = [scored_of(s, row) for s, row in _ok_rows(stores["verdicts"], samples, runs)
               if row["status"] == "ok"]
     means = S.per_sample_means(scored)
     hol: dict[str, dict[str, list[int]]] = {}

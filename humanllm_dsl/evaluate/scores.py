@@ -27,7 +27,6 @@ class Scored:
     run: int
     split: str = ""
     patterns: tuple[str, ...] = ()
-    families: tuple[str, ...] = ()
     interactions: tuple[str, ...] = ()
     ipe: tuple[tuple[str, int], ...] = ()   # (pattern id, score) per ipe item
     mpd: tuple[int, ...] = ()
@@ -87,37 +86,34 @@ def sample_score(s: Scored, metric: str, keep: ItemFilter = _all) -> float | Non
     return item_mean(list(s.mpd))
 
 
-def metric_summary(scored: Sequence[Scored], runs: Sequence[int], metric: str,
-                   keep: ItemFilter | dict[int, ItemFilter] = _all) -> dict:
+def metric_summary(members: Sequence[tuple[Scored, ItemFilter]], runs: Sequence[int], metric: str) -> dict:
     """A metric over samples, per run, then mean and std over runs, with the sample count `n`.
 
     Args:
-        scored: judged samples (all runs).
+        members: judged samples (all runs), each with the filter of which patterns' ipe items count.
         runs: the run numbers to report.
         metric: `IPE` or `MPD`.
-        keep: which patterns' ipe items count; one filter for all samples, or a dict from
-            `id(sample)` to that sample's filter.
     """
-    def keep_for(s: Scored) -> ItemFilter:
-        return keep[id(s)] if isinstance(keep, dict) else keep
-
     per_run, counted = [], set()
     for r in runs:
-        means = [(s.sample, sample_score(s, metric, keep_for(s))) for s in scored if s.run == r]
+        means = [(s.sample, sample_score(s, metric, keep)) for s, keep in members if s.run == r]
         counted |= {sid for sid, v in means if v is not None}
         per_run.append(percent(v for _, v in means))
     return {**mean_std(per_run), "n": len(counted)}
 
 
-def summary(scored: Sequence[Scored], runs: Sequence[int], keep: ItemFilter | dict[int, ItemFilter] = _all) -> dict:
-    """`{"IPE": {...}, "MPD": {...}}` for a set of judged samples.
+def _summary(members: Sequence[tuple[Scored, ItemFilter]], runs: Sequence[int]) -> dict:
+    return {metric: metric_summary(members, runs, metric) for metric in KINDS}
+
+
+def summary(scored: Sequence[Scored], runs: Sequence[int]) -> dict:
+    """`{"IPE": {...}, "MPD": {...}}` for a set of judged samples, all their items counting.
 
     Args:
         scored: judged samples (all runs).
         runs: the run numbers to report.
-        keep: which patterns' ipe items count for IPE (see `metric_summary`).
     """
-    return {metric: metric_summary(scored, runs, metric, keep) for metric in KINDS}
+    return _summary([(s, _all) for s in scored], runs)
 
 
 # ---- breakdowns: each maps a sample to its groups, with the ipe items that count there ----
@@ -182,11 +178,7 @@ def breakdown(scored: Sequence[Scored], runs: Sequence[int], groups: Callable, p
     for s in scored:
         for key, keep in groups(s, patterns):
             members.setdefault(key, []).append((s, keep))
-    result = {}
-    for key in sorted(members):
-        rows = members[key]
-        result[key] = summary([s for s, _ in rows], runs, {id(s): keep for s, keep in rows})
-    return result
+    return {key: _summary(members[key], runs) for key in sorted(members)}
 
 
 def breakdowns(scored: Sequence[Scored], runs: Sequence[int], patterns: dict) -> dict:
