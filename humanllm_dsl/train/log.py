@@ -19,7 +19,7 @@ LOG_NAME = "train_log.jsonl"
 def entry(logs: dict, step: int, epoch: float | None) -> dict:
     """A log line: `eval_<split>_<metric>` keys become `<split>_<metric>`."""
     kind = "summary" if "train_runtime" in logs else "eval" if any(k.startswith("eval_") for k in logs) else "train"
-    row = {"kind": kind, "step": step, "epoch": None if epoch is None else round(epoch, 4)}
+    row = {"kind": kind, "step": step, "epoch": epoch}  # the trainer's logs carry `epoch` too
     for key, value in logs.items():
         row[key[len("eval_"):] if key.startswith("eval_") else key] = value
     if row["epoch"] is not None:
