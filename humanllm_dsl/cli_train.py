@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .train import config as c
+
 S = argparse.SUPPRESS  # flags left out do not override the config file
 
 DESCRIPTION = """\
@@ -55,7 +57,7 @@ def add_commands(sub) -> None:
                    help="stop after N optimiser steps; overrides --epochs (default -1: off)")
     g.add_argument("--lr", type=float, default=S, metavar="LR",
                    help="peak learning rate (default 1e-5, or 2e-4 with --lora)")
-    g.add_argument("--scheduler", default=S, choices=("cosine", "linear", "constant", "constant_with_warmup"),
+    g.add_argument("--scheduler", default=S, choices=c.SCHEDULERS,
                    help="learning-rate schedule (default cosine)")
     g.add_argument("--warmup-ratio", type=float, default=S, metavar="R",
                    help="share of the steps spent warming up (default 0.03)")
@@ -91,9 +93,9 @@ def add_commands(sub) -> None:
                    help="also merge the adapter into the base model: OUT holds the merged model, OUT/adapter the adapter")
 
     g = p.add_argument_group("model and precision")
-    g.add_argument("--precision", default=S, choices=("auto", "bf16", "fp16", "fp32"),
+    g.add_argument("--precision", default=S, choices=c.PRECISIONS,
                    help="mixed precision (default auto: bf16 on a GPU that has it, else fp32)")
-    g.add_argument("--model-dtype", default=S, choices=("float32", "bfloat16", "float16", "auto"),
+    g.add_argument("--model-dtype", default=S, choices=c.MODEL_DTYPES,
                    help="dtype the weights are loaded in (default float32; bfloat16 halves memory)")
     g.add_argument("--attn", default=S, dest="attn_implementation", metavar="IMPL",
                    help="attention implementation, e.g. sdpa, flash_attention_2 (default: transformers' choice)")
@@ -116,8 +118,6 @@ def add_commands(sub) -> None:
 
 def resolve(args) -> object:
     """The TrainConfig from the config file and the flags given (raises ConfigError)."""
-    from .train import config as c
-
     flags = {k: v for k, v in vars(args).items() if k not in ("config", "func", "command", "no_progress")}
     if "mix" in flags:
         flags["mix"] = [c.unstructure(c.MixSource.parse(m)) for m in flags["mix"]]
@@ -131,7 +131,6 @@ def resolve(args) -> object:
 
 def cmd_train(args) -> int:
     from .cli import EXIT_OK, EXIT_SPEC, EXIT_USAGE
-    from .train.config import ConfigError
     from .train.data import DataError
 
     def fail(code: int, message: str) -> int:
@@ -140,7 +139,7 @@ def cmd_train(args) -> int:
 
     try:
         cfg = resolve(args)
-    except ConfigError as exc:
+    except c.ConfigError as exc:
         return fail(EXIT_USAGE, str(exc))
     if not Path(cfg.build_dir).is_dir():
         return fail(EXIT_USAGE, f"BUILD_DIR {cfg.build_dir} does not exist")
@@ -153,7 +152,7 @@ def cmd_train(args) -> int:
 
     try:
         summary = run(cfg, console=True, progress=not args.no_progress and sys.stderr.isatty())
-    except (ConfigError, ModelError) as exc:
+    except (c.ConfigError, ModelError) as exc:
         return fail(EXIT_USAGE, str(exc))
     except (DataError, TemplateError) as exc:
         return fail(EXIT_SPEC, str(exc))
