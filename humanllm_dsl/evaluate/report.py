@@ -141,7 +141,7 @@ def render_html(results: dict, images: dict[str, Path | None], examples: list[di
     Args:
         results: results.json's content.
         images: plot name -> PNG path (or None).
-        examples: transcripts with run-1 verdicts (see `run.examples`).
+        examples: transcripts with run-1 verdicts (see `results.examples`).
     """
     off = results["offline"]
     note = ""

@@ -16,7 +16,6 @@ command resumes (finished rollouts and verdicts cost no LM call; failed ones are
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,7 @@ from ..runtime.store import JsonlStore, write_json
 from . import data as D
 from . import judge as J
 from . import rollout as R
-from . import scores as S
+from .results import build_results, examples, write_scores_csv
 
 REFERENCE = "reference"  # --model reference: judge the build's own conversations
 
@@ -65,17 +64,21 @@ def _identity(o: EvalOptions) -> dict:
             "max_tokens": o.max_tokens, "programs": [str(p.resolve()) for p in o.programs]}
 
 
-def check_identity(o: EvalOptions, splits) -> None:
+def check_identity(o: EvalOptions) -> None:
     """Refuse to mix two evaluations in one folder (a re-run must evaluate the same thing).
 
     Args:
         o: the options.
-        splits: the chosen splits.
     """
     path = o.out / "run.json"
     mine = _identity(o)
     if path.exists():
-        theirs = json.loads(path.read_text("utf-8"))
+        try:
+            theirs = json.loads(path.read_text("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise D.EvalDataError(f"{path}: not valid JSON ({exc}); delete {o.out} to start over") from None
+        if not isinstance(theirs, dict):
+            raise D.EvalDataError(f"{path}: expected a JSON object; delete {o.out} to start over")
         differ = [k for k in mine if theirs.get(k) != mine[k]]
         if differ:
             raise EvalUsageError(f"{o.out} holds another evaluation ({', '.join(f'{k}: {theirs.get(k)!r}' for k in differ)}); "
@@ -167,7 +170,7 @@ def evaluate(o: EvalOptions) -> dict:
         samples = samples[:o.limit]
     judges = load_judges(o.programs)
     o.out.mkdir(parents=True, exist_ok=True)
-    check_identity(o, splits)
+    check_identity(o)
     started = time.perf_counter()
     stores = {name: JsonlStore(o.out / f"{name}.jsonl") for name in ("rollouts", "verdicts", "holistic", "failures")}
     adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
@@ -183,10 +186,10 @@ def evaluate(o: EvalOptions) -> dict:
             store.close()
     results = build_results(o, splits, samples, patterns, stores, time.perf_counter() - started)
     write_json(o.out / "results.json", results)
-    write_scores_csv(o.out / "scores.csv", samples, patterns, stores, o.runs)
+    write_scores_csv(o.out / "scores.csv", samples, stores, o.runs)
     if o.report:
         from .report import write_report
-        write_report(o.out, results, examples(o, samples, stores))
+        write_report(o.out, results, examples(samples, stores, o.examples))
     return results
 
 
@@ -249,124 +252,3 @@ def _judge_all(o, samples, stores, judges, lm, bar, adapter) -> None:
             advance()
 
         _parallel(one, jobs, o.workers, done, {"lm": lm, "adapter": adapter})
-
-
-def scored_of(sample: D.Sample, row: dict) -> S.Scored:
-    """A successful verdict row reduced for aggregation.
-
-    Args:
-        sample: the sample judged.
-        row: its verdicts.jsonl row (status ok).
-    """
-    ipe, mpd = [], []
-    for item, verdict in zip(sample.items, row["verdicts"], strict=True):
-        if item.kind == "ipe":
-            ipe.append((item.pattern, verdict["score"]))
-        else:
-            mpd.append(verdict["score"])
-    types = tuple(sorted({i["type"] for i in sample.record.get("interactions", [])}))
-    return S.Scored(sample.id, row["run"], sample.split, sample.patterns, types, tuple(ipe), tuple(mpd))
-
-
-def _ok_rows(store: JsonlStore, samples, runs: int):
-    for s in samples:
-        for r in range(1, runs + 1):
-            row = store.get(f"{s.id}#{r}")
-            if row is not None:
-                yield s, row
-
-
-def build_results(o: EvalOptions, splits, samples, patterns, stores, seconds: float) -> dict:
-    """results.json: IPE and MPD (mean, std, per-run values, n), holistic scores, breakdowns,
-    and the counts behind them.
-
-    Args:
-        o: the options.
-        splits: the evaluated splits.
-        samples: the evaluated samples.
-        patterns: `patterns.json` of the build.
-        stores: the run's stores.
-        seconds: wall time of this invocation.
-    """
-    runs = list(range(1, o.runs + 1))
-    rows = list(_ok_rows(stores["verdicts"], samples, o.runs))
-    scored = [scored_of(s, row) for s, row in rows if row["status"] == "ok"]
-    holistic = [row for _, row in _ok_rows(stores["holistic"], samples, o.runs) if row["status"] == "ok"]
-    turns = [t for s in samples if s.id in stores["rollouts"] for t in stores["rollouts"].get(s.id)["turns"]
-             if t["generated"]]
-    grounded = [row.get("grounded", [0, 0]) for _, row in rows if row["status"] == "ok"]
-    top = S.summary(scored, runs)
-    return {
-        "IPE": top["IPE"], "MPD": top["MPD"],
-        "holistic": S.holistic_summary(holistic, runs) if o.holistic else None,
-        "breakdowns": S.breakdowns(scored, runs, patterns),
-        "model": o.model, "judge_model": o.judge, "build": str(o.build), "splits": list(splits), "runs": o.runs,
-        "offline": {"model": o.model == "offline", "judge": o.judge == "offline"},
-        "samples": len(samples),
-        "rollouts": {"done": sum(s.id in stores["rollouts"] for s in samples),
-                     "failed": sum(f"rollout:{s.id}" in stores["failures"] for s in samples
-                                   if s.id not in stores["rollouts"]),
-                     "generated_turns": len(turns), "truncated_turns": sum(bool(t.get("truncated")) for t in turns),
-                     "three_channels": (sum(R.has_three_channels(t) for t in turns) / len(turns)) if turns else None},
-        "judge": {"verdict_sets": len(scored), "failed": sum(row["status"] != "ok" for _, row in rows),
-                  "retried": sum(row.get("attempts", 1) > 1 for _, row in rows),
-                  "items": sum(len(s.ipe) + len(s.mpd) for s in scored),
-                  "evidence_grounded": (sum(g for g, _ in grounded) / sum(n for _, n in grounded))
-                  if sum(n for _, n in grounded) else None,
-                  "holistic_failed": sum(row["status"] != "ok" for _, row in _ok_rows(stores["holistic"], samples, o.runs))},
-        "programs": [str(p) for p in o.programs],
-        "seconds": round(seconds, 2),
-    }
-
-
-def write_scores_csv(path: Path, samples, patterns, stores, runs: int) -> None:
-    """Per-sample judge scores (`sample_id,metric,score`), the `--judge` file of `humanllm align`:
-    IPE and MPD in [-100, 100] and the holistic ratings in [0, 100], each averaged over runs.
-
-    Args:
-        path: the CSV file to write.
-        samples: the evaluated samples.
-        patterns: `patterns.json` of the build.
-        stores: the run's stores.
-        runs: the number of judge runs.
-    """
-    scored = [scored_of(s, row) for s, row in _ok_rows(stores["verdicts"], samples, runs)
-              if row["status"] == "ok"]
-    means = S.per_sample_means(scored)
-    hol: dict[str, dict[str, list[int]]] = {}
-    for _, row in _ok_rows(stores["holistic"], samples, runs):
-        if row["status"] == "ok":
-            for field in S.HOLISTIC:
-                hol.setdefault(row["sample"], {}).setdefault(field, []).append(row[field])
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["sample_id", "metric", "score"])
-        for s in samples:
-            for metric, value in means.get(s.id, {}).items():
-                w.writerow([s.id, metric, f"{value:.4f}"])
-            for field, values in hol.get(s.id, {}).items():
-                w.writerow([s.id, field, f"{sum(values) / len(values):.4f}"])
-    tmp.replace(path)
-
-
-def examples(o: EvalOptions, samples, stores) -> list[dict]:
-    """The first `o.examples` samples with a rollout and run-1 verdicts, for the report.
-
-    Args:
-        o: the options.
-        samples: the evaluated samples.
-        stores: the run's stores.
-    """
-    out = []
-    for s in samples:
-        row = stores["verdicts"].get(f"{s.id}#1")
-        rollout = stores["rollouts"].get(s.id)
-        if row is None or rollout is None or row["status"] != "ok":
-            continue
-        out.append({"sample": s.id, "character": s.character, "split": s.split, "turns": rollout["turns"],
-                    "items": row["items"], "verdicts": row["verdicts"],
-                    "holistic": stores["holistic"].get(f"{s.id}#1")})
-        if len(out) >= o.examples:
-            break
-    return out
