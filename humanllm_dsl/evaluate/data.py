@@ -74,6 +74,11 @@ def read_jsonl(path: Path) -> list[dict]:
     Args:
         path: the file; a missing file raises EvalDataError.
     """
+    return [row for _, row in numbered_rows(path)]
+
+
+def numbered_rows(path: Path) -> list[tuple[int, dict]]:
+    """`(line number, row)` for each non-blank line of a JSON-lines file (see `read_jsonl`)."""
     if not path.is_file():
         raise EvalDataError(f"{path}: no such file")
     from ..runtime.store import JsonLinesError, json_lines
@@ -84,9 +89,11 @@ def read_jsonl(path: Path) -> list[dict]:
             for n, row in json_lines(f, path):
                 if not isinstance(row, dict):
                     raise EvalDataError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
-                rows.append(row)
+                rows.append((n, row))
         except JsonLinesError as exc:
             raise EvalDataError(str(exc)) from None
+        except UnicodeDecodeError as exc:
+            raise EvalDataError(f"{path}: not UTF-8 text ({exc.reason})") from None
     return rows
 
 
@@ -101,7 +108,7 @@ def load_patterns(build: Path) -> dict[str, dict]:
         raise EvalDataError(f"{path}: no such file (is {build} a folder written by `humanllm compile`?)")
     try:
         data = json.loads(path.read_text("utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EvalDataError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise EvalDataError(f"{path}: expected an object keyed by pattern id")
@@ -144,7 +151,7 @@ def load_records(build: Path, splits: tuple[str, ...]) -> list[dict]:
         path = build / "splits" / f"{split}.jsonl"
         if not path.exists():
             continue
-        for n, row in enumerate(read_jsonl(path), 1):
+        for n, row in numbered_rows(path):
             check_record(row, f"{path}:{n}")
             row.setdefault("split", split)
             records.append(row)
