@@ -131,7 +131,7 @@ def resolve(args) -> object:
 
 def cmd_train(args) -> int:
     from .cli import EXIT_OK, EXIT_SPEC, EXIT_USAGE
-    from .train.data import DataError
+    from .train.data import DataError, train_file
 
     def fail(code: int, message: str) -> int:
         print(f"humanllm train: error: {message}", file=sys.stderr)
@@ -143,9 +143,10 @@ def cmd_train(args) -> int:
         return fail(EXIT_USAGE, str(exc))
     if not Path(cfg.build_dir).is_dir():
         return fail(EXIT_USAGE, f"BUILD_DIR {cfg.build_dir} does not exist")
-    if not (Path(cfg.build_dir) / "sft" / "messages_train.jsonl").is_file():
-        return fail(EXIT_SPEC, f"{cfg.build_dir} is not a compiled dataset: sft/messages_train.jsonl is missing "
-                               "(run `humanllm compile SPECS -o BUILD_DIR` first)")
+    try:
+        train_file(cfg.build_dir)  # before torch is imported: a wrong folder fails at once
+    except DataError as exc:
+        return fail(EXIT_SPEC, str(exc))
 
     from .train.template import TemplateError
     from .train.trainer import ModelError, run

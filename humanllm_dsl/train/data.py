@@ -93,19 +93,23 @@ def read_chat_file(path: Path) -> list[Messages]:
     return samples
 
 
-def load_build(build_dir: Path) -> dict[str, list[Messages]]:
-    """The SFT export of a compiled dataset: `train` plus the evaluation splits (possibly empty)."""
-    build_dir = Path(build_dir)
-    sft = build_dir / "sft"
-    train = sft / "messages_train.jsonl"
+def train_file(build_dir: Path) -> Path:
+    """BUILD_DIR/sft/messages_train.jsonl; a DataError if the folder is not a compiled dataset."""
+    train = Path(build_dir) / "sft" / "messages_train.jsonl"
     if not train.is_file():
         raise DataError(f"{build_dir} is not a compiled dataset: {train} is missing "
                         "(run `humanllm compile SPECS -o BUILD_DIR` first)")
+    return train
+
+
+def load_build(build_dir: Path) -> dict[str, list[Messages]]:
+    """The SFT export of a compiled dataset: `train` plus the evaluation splits (possibly empty)."""
+    train = train_file(build_dir)
     splits = {"train": read_chat_file(train)}
     if not splits["train"]:
         raise DataError(f"{train} holds no samples: there is nothing to train on")
     for split in EVAL_SPLITS:
-        path = sft / f"messages_{split}.jsonl"
+        path = train.parent / f"messages_{split}.jsonl"
         splits[split] = read_chat_file(path) if path.is_file() else []
     return splits
 
