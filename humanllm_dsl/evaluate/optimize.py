@@ -1,9 +1,9 @@
 """DSPy optimisation of the judges (against human ratings) and of conversation synthesis
 (against the judge), with a choice of optimiser; the result is saved with `save_program`.
 
-Registries, not if-chains: `TARGETS` names what can be optimised (each target builds its
-examples, its program and its metric), `OPTIMIZERS` names the DSPy optimisers. This module
-imports only the standard library at import time, so the CLI can list the names cheaply.
+Registries, not if-chains: `TARGET_REGISTRY` holds what can be optimised (each target builds its
+examples, its program and its metric), `OPTIMIZER_REGISTRY` the DSPy optimisers. This module
+imports no DSPy at import time (only attrs and `scores`), so the CLI can list the names cheaply.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from pathlib import Path
 
 import attrs
 
-TARGETS = ("judge", "holistic", "conversation")
-OPTIMIZERS = ("bootstrap", "mipro", "gepa")
-JUDGE_METRICS = {"IPE": "ipe", "MPD": "mpd"}
+from .scores import HOLISTIC, KINDS
+
 
 
 class OptimizeError(Exception):
@@ -132,12 +131,12 @@ def _samples_with_turns(o: OptimizeOptions):
 
     patterns = D.load_patterns(o.build)
     samples = D.samples_of(D.load_records(o.build, (*D.EVAL_SPLITS, "train")), patterns)
-    turns = {s.id: R.reference_rollout(s)["turns"] for s in samples}
-    if o.rollouts is not None:
-        path = o.rollouts / "rollouts.jsonl"
-        turns = {row["id"]: row["turns"] for row in D.read_jsonl(path) if "id" in row and "turns" in row}
-        if not turns:
-            raise OptimizeError(f"{path}: no rollouts", data=True)
+    if o.rollouts is None:
+        return [(s, R.reference_rollout(s)["turns"]) for s in samples]
+    path = o.rollouts / "rollouts.jsonl"
+    turns = {row["id"]: row["turns"] for row in D.read_jsonl(path) if "id" in row and "turns" in row}
+    if not turns:
+        raise OptimizeError(f"{path}: no rollouts", data=True)
     return [(s, turns[s.id]) for s in samples if s.id in turns]
 
 
@@ -155,7 +154,7 @@ def judge_examples(o: OptimizeOptions) -> list:
     human = _human_scores(o.human)
     out = []
     for sample, turns in _samples_with_turns(o):
-        for metric, kind in JUDGE_METRICS.items():
+        for metric, kind in KINDS.items():
             if (sample.id, metric) not in human:
                 continue
             items = [i.text for i in sample.items if i.kind == kind]
@@ -180,7 +179,7 @@ def holistic_examples(o: OptimizeOptions) -> list:
     human = _human_scores(o.human)
     out = []
     for sample, turns in _samples_with_turns(o):
-        rated = {f: human[(sample.id, f)] for f in ("anthropomorphism", "fidelity") if (sample.id, f) in human}
+        rated = {f: human[(sample.id, f)] for f in HOLISTIC if (sample.id, f) in human}
         if rated:
             out.append(dspy.Example(character=sample.character, profile=profile_text(sample.record, sample.character),
                                     transcript=transcript(turns, sample.character), feedback="", human=rated,
@@ -281,6 +280,7 @@ TARGET_REGISTRY: dict[str, Target] = {
     "holistic": Target(_program("holistic"), holistic_examples, lambda _lm: holistic_agreement),
     "conversation": Target(_program("conversation"), conversation_examples, conversation_metric_for),
 }
+TARGETS = tuple(TARGET_REGISTRY)
 
 
 # ---- optimisers ------------------------------------------------------------------------------
@@ -334,6 +334,7 @@ def gepa(metric, o: OptimizeOptions, lm, reflection_lm):
 
 
 OPTIMIZER_REGISTRY: dict[str, Callable] = {"bootstrap": bootstrap, "mipro": mipro, "gepa": gepa}
+OPTIMIZERS = tuple(OPTIMIZER_REGISTRY)
 COMPILE_ARGS: dict[str, Callable[[list], dict]] = {
     "bootstrap": lambda val: {},
     "mipro": lambda val: {"valset": val, "requires_permission_to_run": False},
