@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from ..runtime.store import write_json
+
 FORMAT = 1
 STATE_FILE, META_FILE = "program.json", "meta.json"
 
@@ -73,9 +75,7 @@ def save_program(program, name: str, path, extra: dict | None = None) -> Path:
     program.save(str(tmp))
     os.replace(tmp, folder / STATE_FILE)
     meta = {"format": FORMAT, "program": name, "class": cls.__name__, "dspy": dspy.__version__, **(extra or {})}
-    tmp = folder / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / META_FILE)
+    write_json(folder / META_FILE, meta)
     return folder
 
 
