@@ -247,18 +247,18 @@ def judge_holistic(program, character: str, profile: str, transcript: str, *, ba
     def call(feedback, config):
         return program(character=character, profile=profile, transcript=transcript, feedback=feedback, config=config)
 
-    def check(out) -> dict:
-        return {"anthropomorphism": coerce_rating(out.anthropomorphism, "anthropomorphism"),
-                "fidelity": coerce_rating(out.fidelity, "fidelity"), "rationale": str(out.rationale or "")}
+    def ratings(anthropomorphism, fidelity, rationale) -> dict:
+        return {"anthropomorphism": coerce_rating(anthropomorphism, "anthropomorphism"),
+                "fidelity": coerce_rating(fidelity, "fidelity"), "rationale": str(rationale or "")}
 
     def rescue(raw: str) -> dict:
         fields = {name: section(raw, name) for name in ("anthropomorphism", "fidelity", "rationale")}
         if fields["anthropomorphism"] is None or fields["fidelity"] is None:
             raise VerdictError("the answer lacks anthropomorphism or fidelity")
-        return {"anthropomorphism": coerce_rating(fields["anthropomorphism"], "anthropomorphism"),
-                "fidelity": coerce_rating(fields["fidelity"], "fidelity"), "rationale": fields["rationale"] or ""}
+        return ratings(**fields)
 
-    return attempt(call, check, rescue, base_id, max_attempts)
+    return attempt(call, lambda out: ratings(out.anthropomorphism, out.fidelity, out.rationale), rescue,
+                   base_id, max_attempts)
 
 
 def profile_text(record: dict, character: str) -> str:
