@@ -168,8 +168,8 @@ def render_html(results: dict, images: dict[str, Path | None], examples: list[di
         f"{holistic_rows}</table>",
         "<p>IPE and MPD are in [-100, 100] (items scored +1 / 0 / -1); holistic ratings in [0, 100]. "
         "Holistic judges tend to punish faithful but socially undesirable behaviour, which the checklists do not.</p>",
-        f"<p>Rollouts: {r['done']} done, {r['failed']} failed; {r['generated_turns']} generated turns, {channels} with "
-        f"all three channels. Judge: {j['verdict_sets']} verdict sets ({j['items']} items), {j['failed']} failed, "
+        f"<p>Rollouts: {r['done']} done, {r['failed']} failed; {r['generated_turns']} generated turns "
+        f"({r['truncated_turns']} cut off at the token limit), {channels} with all three channels. Judge: {j['verdict_sets']} verdict sets ({j['items']} items), {j['failed']} failed, "
         f"{j['retried']} needed a retry; {grounded} of non-zero verdicts quote evidence found in the transcript.</p>",
         "<h2>Judge-run spread</h2>", _img(images.get("runs"), "judge-run spread"),
         _table("Per split", b["split"], "split"),
