@@ -38,6 +38,8 @@ The optimised program is saved to -o DIR (meta.json + program.json); load it wit
 
 
 def add_commands(sub) -> None:
+    from .evaluate.data import SPLIT_CHOICES  # light: names only
+
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "eval", help="evaluate a model's role-play with the checklist judge (IPE / MPD)", formatter_class=fmt,
@@ -52,7 +54,7 @@ def add_commands(sub) -> None:
     p.add_argument("--judge", default="offline", metavar="MODEL",
                    help="the judge model (default: offline). The paper's judge is a small strong model "
                         "different from the evaluated one")
-    p.add_argument("--split", default="all", choices=["id_eval", "ood_eval", "mixed_eval", "train", "all"],
+    p.add_argument("--split", default="all", choices=SPLIT_CHOICES,
                    help="which split to evaluate (default all: id_eval, ood_eval and mixed_eval)")
     p.add_argument("--runs", type=int, default=3, metavar="K", help="judge runs, for mean and std (default 3)")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="output folder")
@@ -104,7 +106,7 @@ def add_commands(sub) -> None:
     p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
     p.add_argument("--specs", default=["specs"], nargs="+", metavar="SPECS",
                    help="spec files or folders (conversation target: pattern definitions; default specs)")
-    p.add_argument("--split", default="train", choices=["train", "id_eval", "ood_eval", "mixed_eval", "all"],
+    p.add_argument("--split", default="train", choices=SPLIT_CHOICES,
                    help="scenarios to optimise on (conversation target; default train)")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N training examples (default 20)")
     p.add_argument("--val-fraction", type=float, default=0.25, metavar="F",
