@@ -258,10 +258,11 @@ def test_config_round_trip_yaml_and_toml(tmp_path):
     ("mix: [x.jsonl]\n", "expected SOURCE:WEIGHT"),
     ("batch_size: many\n", "batch_size"),
     ("epochs: [1\n", "not valid YAML"),
+    ("model: \udcff\n", "cannot read"),  # a byte that is not UTF-8
 ])
 def test_config_file_errors_name_the_key(tmp_path, text, message):
     path = tmp_path / "c.yaml"
-    path.write_text("build_dir: b\nmodel: m\nout: o\n" + text)
+    path.write_text("build_dir: b\nmodel: m\nout: o\n" + text, errors="surrogateescape")
     with pytest.raises(c.ConfigError) as err:
         c.structure(c.read_file(path), str(path))
     assert message in str(err.value) and str(path) in str(err.value)
