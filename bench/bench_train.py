@@ -79,46 +79,42 @@ def flops_per_token(model, mean_len: float) -> float:
     return 6 * n + 12 * c.num_hidden_layers * c.hidden_size * mean_len
 
 
-class Timer:
+def timer(warmup: int):
     """A TrainerCallback timing the steps after the warm-up, with the tokens seen."""
+    import torch
+    from transformers import TrainerCallback
 
-    def __init__(self, warmup: int):
-        from transformers import TrainerCallback
+    class Timer(TrainerCallback):
+        t0 = t1 = 0.0
+        tok0 = tok1 = 0
 
-        outer = self
+        def on_step_end(self, args, state, control, **kw):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            if state.global_step == warmup:
+                self.t0, self.tok0 = time.perf_counter(), state.num_input_tokens_seen
+            self.t1, self.tok1 = time.perf_counter(), state.num_input_tokens_seen
 
-        class _CB(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):
-                import torch
+        def tokens_per_s(self) -> float:
+            return (self.tok1 - self.tok0) / max(self.t1 - self.t0, 1e-9)
 
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                if state.global_step == outer.warmup:
-                    outer.t0, outer.tok0 = time.perf_counter(), state.num_input_tokens_seen
-                outer.t1, outer.tok1 = time.perf_counter(), state.num_input_tokens_seen
-
-        self.warmup, self.callback = warmup, _CB()
-        self.t0 = self.t1 = 0.0
-        self.tok0 = self.tok1 = 0
-
-    def tokens_per_s(self) -> float:
-        return (self.tok1 - self.tok0) / max(self.t1 - self.t0, 1e-9)
+    return Timer()
 
 
 def run_side(name: str, args_kw: dict, model, tokenizer, dataset, warmup: int) -> dict:
     import torch
     from trl import SFTConfig, SFTTrainer
 
-    timer = Timer(warmup)
+    clock = timer(warmup)
     sft = SFTConfig(**args_kw)
     trainer = SFTTrainer(model=model, args=sft, train_dataset=dataset, processing_class=tokenizer,
-                         callbacks=[timer.callback])
+                         callbacks=[clock])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     mem = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-    return {"side": name, "tokens_per_s": timer.tokens_per_s(), "timed_steps": sft.max_steps - warmup,
-            "tokens_timed": timer.tok1 - timer.tok0, "peak_mem_gib": mem}
+    return {"side": name, "tokens_per_s": clock.tokens_per_s(), "timed_steps": sft.max_steps - warmup,
+            "tokens_timed": clock.tok1 - clock.tok0, "peak_mem_gib": mem}
 
 
 def main(argv=None) -> int:
@@ -140,7 +136,6 @@ def main(argv=None) -> int:
 
     from humanllm_dsl.train import TrainConfig
     from humanllm_dsl.train import data as d
-    from humanllm_dsl.train.template import CHATML_TRAINING_TEMPLATE
     from humanllm_dsl.train.trainer import sft_kwargs
     from tests.tiny_model import build_tokenizer
 
@@ -158,8 +153,7 @@ def main(argv=None) -> int:
         shape["num_hidden_layers"] = a.layers
     samples = (d.load_build(a.build)["train"] if a.build else
                synthetic_samples(64 if a.tiny else 512, 0, (2, 4) if a.tiny else (6, 10), (4, 12) if a.tiny else (10, 40)))
-    tokenizer = build_tokenizer()
-    tokenizer.chat_template = CHATML_TRAINING_TEMPLATE
+    tokenizer = build_tokenizer()  # with humanllm's ChatML training template
     lengths = [len(tokenizer.apply_chat_template(s, tokenize=True, return_dict=True)["input_ids"]) for s in samples]
     mean_len = sum(min(n, max_length) for n in lengths) / len(lengths)
     dataset = d.to_dataset(samples)
