@@ -379,3 +379,25 @@ def test_progress_logs_plain_lines_where_stderr_is_not_a_terminal(monkeypatch, c
     err = capsys.readouterr().err.splitlines()
     assert "scenarios 5/10, conversations 0/10; 3 calls, 1,200+300 tokens" in err[0]
     assert err[1].endswith("1 failed") and bar.summary() == "kept 5 scenarios, 0 conversations of 10 planned; 1 failed"
+
+
+# ---- the work files ----------------------------------------------------------------------
+def test_store_cuts_a_torn_tail_but_never_drops_lines_after_damage(tmp_path):
+    from humanllm_dsl.runtime.store import JsonlStore, StoreError
+
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b'{"id": "a"}\n\n{"id": "b"}\n{"id": "c"')  # a kill mid-write
+    assert sorted(JsonlStore(path, repair=False).items) == ["a", "b"]
+    assert path.read_bytes().endswith(b'{"id": "c"')  # only the repairing process cuts
+    store = JsonlStore(path)
+    assert sorted(store.items) == ["a", "b"] and path.read_bytes() == b'{"id": "a"}\n\n{"id": "b"}\n'
+    store.append({"id": "c"})
+    store.close()
+    assert sorted(JsonlStore(path).items) == ["a", "b", "c"]
+    path.write_bytes(b'{"id": "a"}\nnot json\n{"id": "b"}\n')
+    with pytest.raises(StoreError, match=r"s\.jsonl:2: damaged line"):
+        JsonlStore(path)
+    assert path.read_bytes() == b'{"id": "a"}\nnot json\n{"id": "b"}\n'  # nothing cut
+    path.write_bytes(b'{"id": "a"}\n{"no_id": 1}\n')
+    with pytest.raises(StoreError, match=r"s\.jsonl:2: a record without an `id`"):
+        JsonlStore(path)

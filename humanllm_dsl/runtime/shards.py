@@ -81,13 +81,13 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
     for stage in WORK_STAGES:
         rows = {}
         for folder, _ in metas:
-            rows.update(JsonlStore(folder / "work" / f"{stage}.jsonl").items)
+            rows.update(JsonlStore(folder / "work" / f"{stage}.jsonl", repair=False).items)  # read, never cut
         order = {s.id: k for k, s in enumerate(plan.slots)}
         write_jsonl(out / "work" / f"{stage}.jsonl", sorted(rows.values(), key=lambda r: order[r["id"]]))
     failures = {}
     for folder, _ in metas:
         if (folder / "failures.jsonl").exists():
-            failures.update(JsonlStore(folder / "failures.jsonl").items)
+            failures.update(JsonlStore(folder / "failures.jsonl", repair=False).items)
     write_jsonl(out / "failures.jsonl", sorted(failures.values(), key=lambda r: r["id"]))
     config = LMConfig(lm=LMSpec(model=first["lm"]))
     manifest = base_manifest(lib, dataset, plan, config, first["stage"], first["optimised_programs"])

@@ -15,10 +15,16 @@ def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
+class StoreError(ValueError):
+    """A damaged line before the end of a store file: not a torn write, so nothing is dropped
+    silently; the message names the file and line."""
+
+
 class JsonlStore:
     """An append-only file of `{"id": ..., ...}` lines, read back into a dict by id.
-    A torn last line (from a kill mid-write) is ignored, and cut off when `repair` is set (only
-    one process may repair: others may be appending to the same file)."""
+    A torn last line (from a kill mid-write: no newline, or not JSON) is ignored, and cut off
+    when `repair` is set (only one process may repair: others may be appending to the same
+    file). A damaged line anywhere else raises StoreError."""
 
     def __init__(self, path: Path, durable: bool = False, repair: bool = True):
         self.path = path
@@ -27,20 +33,27 @@ class JsonlStore:
         self._file = None
         self._synced = time.monotonic()
         if path.exists():
-            good = 0
-            with path.open("rb") as f:
-                for raw in f:
-                    if not raw.endswith(b"\n"):
-                        break
-                    try:
-                        row = json.loads(raw)
-                    except json.JSONDecodeError:
-                        break
-                    self.items[row["id"]] = row
-                    good += len(raw)
-            if repair and good != path.stat().st_size:
-                with path.open("r+b") as f:
-                    f.truncate(good)
+            self._load(repair)
+
+    def _load(self, repair: bool) -> None:
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")  # the piece after the last newline is b"" unless a write was torn
+        good = 0
+        for number, raw in enumerate(lines, 1):
+            if number == len(lines):  # no newline after it: a torn write (or nothing), even if it parses
+                break
+            try:
+                row = json.loads(raw) if raw.strip() else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise StoreError(f"{self.path}:{number}: damaged line (not JSON); fix or delete it, then run again") from None
+            if row is not None:
+                if not isinstance(row, dict) or "id" not in row:
+                    raise StoreError(f"{self.path}:{number}: a record without an `id`")
+                self.items[row["id"]] = row
+            good += len(raw) + 1
+        if repair and good != len(data):
+            with self.path.open("r+b") as f:
+                f.truncate(good)
 
     def __contains__(self, key: str) -> bool:
         return key in self.items
