@@ -239,12 +239,12 @@ def conversation_metric_for(judge_lm) -> Callable:
         import dspy
 
         from ..compiler import programs as P
-        from ..runtime.pipeline import _plain
+        from ..runtime.pipeline import plain
         from ..runtime.validate import conversation_problems
         from .judge import judge_checklist
         from .rollout import transcript
 
-        turns = _plain(pred).get("turns") or []
+        turns = plain(pred).get("turns") or []
         problems = conversation_problems(turns, example.record, tuple(example.turn_range), example.pattern_names)
         if problems:
             return False if trace is not None else 0.0

@@ -111,7 +111,7 @@ class Generator:
                 self.reached_lm = True
             usage.calls += 1
             if out is not None:
-                result = _plain(out)
+                result = plain(out)
                 problems = check(result)
                 if not problems:
                     return result
@@ -264,7 +264,7 @@ def _estimate_tokens(inputs: dict) -> int:
     return sum(len(str(v)) for v in inputs.values()) // 4 + 1500
 
 
-def _plain(prediction: dspy.Prediction) -> dict:
+def plain(prediction: dspy.Prediction) -> dict:
     """A prediction's fields as plain JSON-ready data (pydantic models become dicts)."""
     def convert(value):
         if hasattr(value, "model_dump"):
