@@ -208,7 +208,7 @@ def test_template_masks_exactly_the_assistant_messages(tiny):
     assert runs == [f"[tired] (nods) Hello, Bo.{IM_END}", f"[careful] Not now.{IM_END}"]
 
 
-def test_markers_are_added_where_the_template_lacks_them(tiny):
+def test_markers_are_added_where_the_template_lacks_them(tiny, tmp_path):
     from transformers import AutoTokenizer
 
     from humanllm_dsl.train.template import CHATML_TRAINING_TEMPLATE, TemplateError, training_template, verify
@@ -233,6 +233,13 @@ def test_markers_are_added_where_the_template_lacks_them(tiny):
     tok2.get_vocab = lambda: {k: v for k, v in vocab.items() if k != "<|im_start|>"}
     with pytest.raises(TemplateError, match="--chat-template"):
         training_template(tok2)
+    # a --chat-template file that is missing, unreadable or without markers: errors naming it
+    (tmp_path / "latin1.jinja").write_bytes(b"\xff{{ x }}")
+    (tmp_path / "plain.jinja").write_text("{{ messages }}")
+    for name, error in [("none.jinja", "no such file"), ("latin1.jinja", "cannot read"),
+                        ("plain.jinja", "the template has no {% generation")]:
+        with pytest.raises(TemplateError, match=f"--chat-template {tmp_path / name}: {re.escape(error)}"):
+            training_template(tok, tmp_path / name)
 
 
 # ---- configuration -------------------------------------------------------------------------

@@ -47,9 +47,12 @@ def training_template(tokenizer, override: str | Path | None = None) -> tuple[st
     """(template, where it came from). `override` is a Jinja file that replaces the tokenizer's."""
     if override is not None:
         path = Path(override)
-        if not path.is_file():
-            raise TemplateError(f"--chat-template {path}: no such file")
-        template = path.read_text(encoding="utf-8")
+        try:
+            template = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TemplateError(f"--chat-template {path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"--chat-template {path}: cannot read: {exc}") from None
         if not has_markers(template):
             raise TemplateError(f"--chat-template {path}: the template has no {{% generation %}} markers "
                                 "around the assistant's text, so the loss cannot be limited to its turns")
