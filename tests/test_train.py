@@ -140,7 +140,7 @@ def test_resume_continues_the_step_count(pilot, tiny, tmp_path, capsys):
     assert "no checkpoint-* folder" in capsys.readouterr().err
 
 
-def test_packing_with_a_mixed_in_sharegpt_source(pilot, tiny, tmp_path):
+def test_packing_with_a_mixed_in_sharegpt_source(pilot, tiny, tmp_path, capsys):
     extra = tmp_path / "roleplay.jsonl"
     rows = [{"system": "You are a pirate.", "conversations": [
         {"from": "human", "value": f"Question {k}?"}, {"from": "gpt", "value": f"Arr, answer {k}."}]} for k in range(10)]
@@ -149,6 +149,12 @@ def test_packing_with_a_mixed_in_sharegpt_source(pilot, tiny, tmp_path):
     assert main(["train", str(pilot), "--model", str(tiny), "-o", str(out), "--max-steps", "3", "--packing",
                  "--mix", f"{extra}:0.5", "--eval-steps", "0", "--logging-steps", "1", *FAST]) == 0
     assert [r["step"] for r in log_rows(out) if r["kind"] == "train"] == [1, 2, 3]
+    setup = re.search(r"train: (\d+) sequences after tokenising \(humanllm (\d+) of \d+ \(weight 1\), "
+                      rf"{re.escape(str(extra))} (\d+) of 10 \(weight 0.5\)\)", capsys.readouterr().out)
+    assert setup, "the setup line names the mix"
+    sequences, humanllm, roleplay = map(int, setup.groups())
+    assert roleplay == round(humanllm * 0.5)
+    assert sequences < humanllm + roleplay // 2  # packed: the short ShareGPT samples share sequences
 
 
 # ---- loss only on the trained character's turns, token by token -----------------------------
