@@ -45,9 +45,9 @@ def corpus(extra: Iterable[str] = ()) -> list[str]:
     import random
 
     rng = random.Random(0)
+    words = lambda n: " ".join(rng.choice(_WORDS) for _ in range(n))  # noqa: E731
     lines = list(_LINES) * 20
     for _ in range(600):
-        words = lambda n: " ".join(rng.choice(_WORDS) for _ in range(n))  # noqa: E731
         lines.append(f"[{words(6).capitalize()}.] ({words(4)}) {words(10).capitalize()}? {words(8)}.")
         lines.append(f"Name Surname: {words(12).capitalize()}, {words(5)}!")
     lines.extend(extra)
