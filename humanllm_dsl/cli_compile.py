@@ -110,6 +110,10 @@ def cmd_compile(args) -> int:
                              cache=not args.no_cache,
                              cache_dir=args.cache_dir, shard=shard, programs=programs, workers=args.workers)
     try:
+        options.config().check_keys()
+    except ValueError as exc:
+        return _error("compile", str(exc), EXIT_USAGE)
+    try:
         manifest = compile_dataset(lib, options)
     except PlanError as exc:
         return _error("compile", f"the dataset cannot be planned: {exc}", EXIT_SPEC)

@@ -401,3 +401,18 @@ def test_store_cuts_a_torn_tail_but_never_drops_lines_after_damage(tmp_path):
     path.write_bytes(b'{"id": "a"}\n{"no_id": 1}\n')
     with pytest.raises(StoreError, match=r"s\.jsonl:2: a record without an `id`"):
         JsonlStore(path)
+
+
+def test_a_key_named_by_api_key_env_is_used_and_never_written(spec, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("MY_GATEWAY_KEY", SECRET)
+    with FakeOpenAIServer() as server:
+        config = tmp_path / "lm.toml"
+        config.write_text(f'[lm]\nmodel = "openai/x"\napi_base = "{server.base_url}"\napi_key_env = "MY_GATEWAY_KEY"\n',
+                          encoding="utf-8")
+        out = tmp_path / "gw"
+        assert main(compile_args(spec, out, "--lm-config", str(config), "--scenarios", "2")) == 0
+        assert server.requests == 2 * 4
+    assert all(SECRET.encode() not in p.read_bytes() for p in out.rglob("*") if p.is_file())
+    monkeypatch.delenv("MY_GATEWAY_KEY")
+    assert main(compile_args(spec, tmp_path / "unset", "--lm-config", str(config), "--scenarios", "2")) == 2

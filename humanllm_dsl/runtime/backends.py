@@ -46,6 +46,15 @@ class LMSpec:
         """What the manifest records: the model, never a key."""
         return self.model
 
+    def key(self) -> str | None:
+        """The API key `api_key_env` names (None: the provider's own variable applies)."""
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ValueError(f"the environment variable {self.api_key_env} (api_key_env of `{self.model}`) is not set")
+        return value
+
 
 class GuardedLM(dspy.LM):
     """A dspy.LM that raises TruncatedOutput when a program's answer stopped at the token limit.
@@ -90,10 +99,7 @@ def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, c
     if spec.api_base:
         client["api_base"] = spec.api_base
     if spec.api_key_env:
-        key = os.environ.get(spec.api_key_env)
-        if not key:
-            raise ValueError(f"the environment variable {spec.api_key_env} (api_key_env) is not set")
-        client["api_key"] = key
+        client["api_key"] = spec.key()
     # Retries are CallPolicy's (with jitter and limits shared across programs), not dspy's.
     return GuardedLM(spec.model, cache=cache, num_retries=0, **client, **settings)
 

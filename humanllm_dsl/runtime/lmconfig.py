@@ -50,6 +50,11 @@ class LMConfig:
     def for_program(self, name: str) -> LMSpec:
         return self.programs.get(name, self.lm)
 
+    def check_keys(self, names=PROGRAMS[:4]) -> None:
+        """Raise ValueError if a key the config names by `api_key_env` is missing from the environment."""
+        for name in names:
+            self.for_program(name).key()
+
     def models(self, names=PROGRAMS[:4]) -> dict[str, str]:
         """Program -> model label, for the manifest."""
         return {name: self.for_program(name).label for name in names}
