@@ -416,3 +416,11 @@ def test_a_key_named_by_api_key_env_is_used_and_never_written(spec, tmp_path, mo
     assert all(SECRET.encode() not in p.read_bytes() for p in out.rglob("*") if p.is_file())
     monkeypatch.delenv("MY_GATEWAY_KEY")
     assert main(compile_args(spec, tmp_path / "unset", "--lm-config", str(config), "--scenarios", "2")) == 2
+
+
+@pytest.mark.parametrize("model, message", [("hf:/no/such/model", "no model folder at /no/such/model"),
+                                            ("openai/", "has a provider prefix but no model id")])
+def test_a_model_that_cannot_be_built_is_a_usage_error(spec, tmp_path, capsys, model, message):
+    assert main(compile_args(spec, tmp_path / "o", "--lm", model, "--scenarios", "2")) == 2
+    err = capsys.readouterr().err
+    assert "the LM cannot be used" in err and message in err and "Traceback" not in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import attrs
 import dspy
@@ -92,7 +93,11 @@ def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, c
         return GuardedLM(MODEL, engine=engine, async_engine=AsyncOfflineEngine(engine), cache=False)
     if spec.model.startswith(HF_PREFIX):
         from .hf_engine import AsyncHFEngine, HFEngine
-        engine = HFEngine(spec.model[len(HF_PREFIX):], batch_size=spec.batch_size,
+        path = spec.model[len(HF_PREFIX):]
+        if not Path(path).is_dir() and (Path(path).is_absolute() or path.startswith(".") or path.count("/") != 1):
+            raise ValueError(f"no model folder at {path} (hf:PATH takes a folder written by save_pretrained, "
+                             "or a hub name where the hub can be reached)")
+        engine = HFEngine(path, batch_size=spec.batch_size,
                           max_new_tokens=spec.max_tokens or 1024, temperature=spec.temperature, seed=seed)
         return GuardedLM(f"humanllm/{spec.model}", engine=engine, async_engine=AsyncHFEngine(engine), cache=cache)
     client = {}

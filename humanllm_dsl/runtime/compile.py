@@ -22,7 +22,7 @@ from .adapter import FastChatAdapter
 from .backends import OFFLINE, configure_cache, make_lm
 from .calls import CallPolicy, Limits
 from .lmconfig import LMConfig
-from .pipeline import GENERATION_PROGRAMS, STAGES, Generator, Programs, Usage
+from .pipeline import GENERATION_PROGRAMS, STAGES, Generator, LMUnavailable, Programs, Usage
 from .progress import Progress
 from .shards import Shard
 from .store import JsonlStore, write_json, write_jsonl
@@ -154,7 +154,10 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
     for name in GENERATION_PROGRAMS:
         spec = config.for_program(name)
         if spec not in made:
-            made[spec] = make_lm(spec, plan.seed, cache=options.cache)
+            try:
+                made[spec] = make_lm(spec, plan.seed, cache=options.cache)
+            except (ValueError, ImportError) as exc:  # a malformed model string, a missing extra
+                raise LMUnavailable(f"`{spec.model}`: {exc}") from None
             made[spec].keep_history = False
         lms[name] = made[spec]
     offline = all(spec.model == OFFLINE for spec in made)

@@ -104,7 +104,7 @@ class Generator:
             except Exception as exc:  # noqa: BLE001 - transient failures the policy gave up on
                 if not _is_lm_error(exc):
                     raise
-                if _is_fatal(exc) or (not self.reached_lm and is_transient(exc)):
+                if _is_fatal(exc) or (not self.reached_lm and (is_transient(exc) or _is_unexpected(exc))):
                     raise LMUnavailable(f"{type(exc).__name__}: {_short(exc, 600)}") from exc
                 problems = [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
             else:
@@ -244,6 +244,12 @@ def _is_fatal(exc: BaseException) -> bool:
                                        LMUnsupportedModelError)
     return isinstance(exc, (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError,
                             LMUnsupportedModelError))
+
+
+def _is_unexpected(exc: BaseException) -> bool:
+    """An engine that raised instead of answering (a local model that does not load, say)."""
+    from dspy.utils.exceptions import LMUnexpectedError
+    return isinstance(exc, LMUnexpectedError)
 
 
 def _is_lm_error(exc: BaseException) -> bool:
