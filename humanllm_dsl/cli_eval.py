@@ -126,6 +126,7 @@ def _error(command: str, message: str, code: int) -> int:
 def cmd_eval(args) -> int:
     from .cli import EXIT_SPEC, EXIT_USAGE
     from .evaluate.data import EvalDataError
+    from .evaluate.lms import LMSpecError
     from .evaluate.run import EvalOptions, EvalUsageError, evaluate
 
     for flag, value, low in (("--runs", args.runs, 1), ("--max-attempts", args.max_attempts, 1),
@@ -147,7 +148,7 @@ def cmd_eval(args) -> int:
         results = evaluate(options)
     except EvalDataError as exc:
         return _error("eval", str(exc), EXIT_SPEC)
-    except EvalUsageError as exc:
+    except (EvalUsageError, LMSpecError) as exc:
         return _error("eval", str(exc), EXIT_USAGE)
     print(summary_line(results))
     print(f"wrote {args.out}/results.json, verdicts.jsonl, scores.csv"
@@ -197,6 +198,7 @@ def cmd_align(args) -> int:
 def cmd_optimize(args) -> int:
     from .cli import EXIT_SPEC, EXIT_USAGE
     from .evaluate.data import EvalDataError
+    from .evaluate.lms import LMSpecError
     from .evaluate.optimize import OptimizeError, OptimizeOptions, optimize
 
     if args.limit < 2:
@@ -214,6 +216,8 @@ def cmd_optimize(args) -> int:
         summary = optimize(options)
     except (EvalDataError, OptimizeError) as exc:
         return _error("optimize", str(exc), EXIT_SPEC if isinstance(exc, EvalDataError) or exc.data else EXIT_USAGE)
+    except LMSpecError as exc:
+        return _error("optimize", str(exc), EXIT_USAGE)
     print(f"{args.target} with {args.optimizer}: validation metric {summary['baseline']:.3f} -> "
           f"{summary['optimized']:.3f} on {summary['val']} examples ({summary['train']} to train)")
     print(f"saved to {args.out}/ (use it with --program {args.out})")

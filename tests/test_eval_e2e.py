@@ -219,3 +219,12 @@ def test_tiny_local_model_end_to_end(build, tmp_path):
     assert results["IPE"]["mean"] is not None and len(results["IPE"]["runs"]) == 2
     for row in lines(out / "rollouts.jsonl"):
         assert all(t["char"] == row["character"] for t in row["turns"] if t["generated"])
+
+
+@pytest.mark.parametrize("flag, model, message", [("--model", "hf:/no/such/model", "no model folder at /no/such/model"),
+                                                  ("--judge", "openai/", "has a provider prefix but no model id")])
+def test_a_model_that_cannot_be_built_is_a_usage_error(build, tmp_path, capsys, flag, model, message):
+    args = ["eval", str(build), "--model", "offline", "-o", str(tmp_path / "e"), flag, model]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -5,6 +5,10 @@ from __future__ import annotations
 OFFLINE = "offline"
 
 
+class LMSpecError(Exception):
+    """A model spec that cannot be turned into an LM (a malformed string, a missing folder)."""
+
+
 def make_lm(spec: str, seed: int = 0, api_base: str | None = None, max_tokens: int | None = None):
     """A `dspy.LM` for a spec: `offline`, a dspy/litellm model string, or `hf:PATH`.
 
@@ -16,7 +20,10 @@ def make_lm(spec: str, seed: int = 0, api_base: str | None = None, max_tokens: i
     """
     from ..runtime.backends import LMSpec, make_lm as build
 
-    return build(LMSpec(model=spec, api_base=api_base, max_tokens=max_tokens), seed)
+    try:
+        return build(LMSpec(model=spec, api_base=api_base, max_tokens=max_tokens), seed)
+    except (ValueError, ImportError) as exc:
+        raise LMSpecError(f"`{spec}`: {exc}") from None
 
 
 def chat(lm, system: str, messages: list[dict], *, max_tokens: int | None = None,
