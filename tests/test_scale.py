@@ -424,3 +424,11 @@ def test_a_model_that_cannot_be_built_is_a_usage_error(spec, tmp_path, capsys, m
     assert main(compile_args(spec, tmp_path / "o", "--lm", model, "--scenarios", "2")) == 2
     err = capsys.readouterr().err
     assert "the LM cannot be used" in err and message in err and "Traceback" not in err
+
+
+def test_output_folder_that_is_a_file_is_a_usage_error(spec, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    assert main(compile_args(spec, target)) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert main(["merge", str(tmp_path), "-o", str(target)]) == 2
