@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .compiler.loader import LoadResult, UsageError, check_paths, display
 from .syntax.diagnostics import HpatError
@@ -195,6 +196,10 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    out = getattr(args, "out", None)  # every command that writes takes -o/--out DIR
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        print(f"humanllm {args.command}: error: -o {out}: exists and is not a folder", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except UsageError as exc:

@@ -102,8 +102,6 @@ def cmd_compile(args) -> int:
         return _error("compile", exc.args[0], EXIT_USAGE)
     except (ValueError, ConfigError, SavedProgramError) as exc:
         return _error("compile", str(exc), EXIT_USAGE)
-    if args.out.exists() and not args.out.is_dir():
-        return _error("compile", f"-o {args.out}: exists and is not a folder", EXIT_USAGE)
     limits = {k: getattr(args, k) for k in ("concurrency", "rpm", "tpm", "timeout") if getattr(args, k) is not None}
     options = CompileOptions(out=args.out, dataset=args.dataset, scenarios=args.scenarios, seed=args.seed,
                              lm=args.lm, api_base=args.api_base, lm_config=config, limits=limits, stage=args.stage,
@@ -168,8 +166,6 @@ def cmd_merge(args) -> int:
     from .cli import EXIT_SPEC, EXIT_USAGE
     from .runtime.shards import merge_shards
 
-    if args.out.exists() and not args.out.is_dir():
-        return _error("merge", f"-o {args.out}: exists and is not a folder", EXIT_USAGE)
     if args.out.resolve() in {folder.resolve() for folder in args.shards}:
         return _error("merge", f"-o {args.out}: is one of the shards; merge into a new folder", EXIT_USAGE)
     try:

@@ -429,6 +429,9 @@ def test_a_model_that_cannot_be_built_is_a_usage_error(spec, tmp_path, capsys, m
 def test_output_folder_that_is_a_file_is_a_usage_error(spec, tmp_path, capsys):
     target = tmp_path / "taken"
     target.write_text("not a folder")
-    assert main(compile_args(spec, target)) == 2
-    assert "exists and is not a folder" in capsys.readouterr().err
-    assert main(["merge", str(tmp_path), "-o", str(target)]) == 2
+    for argv in (compile_args(spec, target), ["merge", str(tmp_path), "-o", str(target)],
+                 ["train", str(tmp_path), "--model", str(tmp_path), "-o", str(target)],
+                 ["eval", str(tmp_path), "--model", "offline", "-o", str(target)]):
+        assert main(argv) == 2, argv
+        assert "exists and is not a folder" in capsys.readouterr().err
+    assert target.read_text() == "not a folder"
