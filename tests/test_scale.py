@@ -122,6 +122,8 @@ def test_per_program_lms_from_config(spec, tmp_path):
     ('[programs.writer]\nmodel = "x"\n', "unknown program(s) writer"),
     ('[limits]\nconcurency = 3\n', "concurency"),
     ('[lm\nmodel = "x"\n', "not valid TOML"),
+    ('[limits]\nconcurrency = 0\n', "`concurrency` must be >= 1, not 0"),
+    ('[limits]\nrpm = "many"\n', "rpm"),
 ])
 def test_bad_config_files_name_the_file_and_problem(tmp_path, text, message):
     path = tmp_path / "lm.toml"

@@ -85,5 +85,21 @@ def load_config(path: Path) -> LMConfig:
                                   for k, v in data.get("programs", {}).items()},
                         limits=_converter.structure(data.get("limits", {}), Limits))
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-        details = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
-        raise ConfigError(f"{path}: {details}") from exc
+        raise ConfigError(f"{path}: {'; '.join(_explain(exc))}") from exc
+
+
+def _explain(exc: BaseException) -> list[str]:
+    """cattrs' own words for type errors; the validator's message for a value out of range
+    (cattrs can only say "invalid value @ $" for those)."""
+    if not isinstance(exc, cattrs.BaseValidationError):
+        return [str(exc)]
+    described = cattrs.transform_error(exc)
+    if len(described) != len(exc.exceptions):  # nested errors: cattrs' words only
+        return described
+    messages = []
+    for sub, message in zip(exc.exceptions, described):
+        if message.startswith("invalid value @") and isinstance(sub, ValueError) and str(sub):
+            messages.append(str(sub).split(": ")[0].replace("'", "`") + f", not {str(sub).split(': ')[-1]}")
+        else:
+            messages.append(message)
+    return messages
