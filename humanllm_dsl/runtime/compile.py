@@ -22,12 +22,12 @@ from .adapter import FastChatAdapter
 from .backends import OFFLINE, configure_cache, make_lm
 from .calls import CallPolicy, Limits
 from .lmconfig import LMConfig
-from .pipeline import GENERATION_PROGRAMS, STAGES, Generator, LMUnavailable, Programs, Usage
+from .pipeline import (GENERATION_PROGRAMS, STAGES, WORK_STAGES, Generator, LMUnavailable, Programs, Usage,
+                       work_stages)
 from .progress import Progress
 from .shards import Shard
 from .store import JsonlStore, write_json, write_jsonl
 
-WORK_STAGES = STAGES[1:4]
 
 
 class Interrupted(Exception):
@@ -124,7 +124,7 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
         failures_path.unlink()
     stores = read_work(out)  # loads and repairs the work files before any worker appends to them
     slots = options.shard.take(plan.slots) if options.shard else plan.slots
-    stages = WORK_STAGES[:min(STAGES.index(options.stage), 3)]
+    stages = work_stages(options.stage)
     ids = {s.id for s in slots}
     todo = [s.id for s in slots if any(s.id not in stores[stage] for stage in stages)]
     progress = Progress(stages, len(slots), {st: len(ids & stores[st].items.keys()) for st in stages},
@@ -167,8 +167,8 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
     failures = JsonlStore(options.out / "failures.jsonl", repair=repair)
     generator = Generator(job.lib, job.dataset, plan, options.out / "work", failures, options.max_attempts,
                           Programs(job.lib, lms, replace=_saved_programs(options.programs)), durable=not offline,
-                          slots=[s for s in plan.slots if s.id in wanted], repair=repair)
-    generator.policy = CallPolicy(config.limits)
+                          policy=CallPolicy(config.limits), slots=[s for s in plan.slots if s.id in wanted],
+                          repair=repair)
 
     def record(stage: str) -> None:
         if progress is not None:

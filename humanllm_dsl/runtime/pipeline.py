@@ -29,6 +29,13 @@ from .names import candidate_names
 from .store import JsonlStore
 
 STAGES = ("plan", "scenarios", "conversations", "checklists", "export")
+WORK_STAGES = STAGES[1:4]  # the stages that call the LM, each with its file in work/
+
+
+def work_stages(stop: str) -> tuple[str, ...]:
+    """The LM stages a run that stops after `stop` goes through."""
+    return WORK_STAGES[:min(STAGES.index(stop), 3)]
+
 GENERATION_PROGRAMS = ("scenario", "conversation", "checklist", "variation")
 
 
@@ -78,7 +85,7 @@ class Generator:
         self.max_attempts = max_attempts
         self.usage = Usage()  # this run's calls, wasted ones included
         self.stores = {stage: JsonlStore(work / f"{stage}.jsonl", durable=durable, repair=repair)
-                       for stage in STAGES[1:4]}
+                       for stage in WORK_STAGES}
         self.by_id = lib.by_id
         self.situations = {s.id: s for s in lib.situations}
         self.domains = {d.id: d for d in lib.domains}
@@ -183,14 +190,12 @@ class Generator:
     # -- driving
     def todo(self, stop: str) -> list[Slot]:
         """Slots with work left up to stage `stop` (failed slots of earlier runs are tried again)."""
-        stages = STAGES[1:min(STAGES.index(stop), 3) + 1]
-        return [s for s in self.slots if any(s.id not in self.stores[stage] for stage in stages)]
+        return [s for s in self.slots if any(s.id not in self.stores[stage] for stage in work_stages(stop))]
 
     async def run_slot(self, slot: Slot, stop: str) -> None:
         """Take one slot through every stage up to `stop`, skipping stages already on disk."""
-        stages = STAGES[1:min(STAGES.index(stop), 3) + 1]
         result = None
-        for stage in stages:
+        for stage in work_stages(stop):
             store = self.stores[stage]
             if slot.id in store:
                 continue

@@ -16,6 +16,7 @@ from ..compiler.plan import Slot, make_plan
 from . import export as ex
 from .backends import LMSpec
 from .lmconfig import LMConfig
+from .pipeline import WORK_STAGES
 from .store import JsonlStore, write_json, write_jsonl
 
 # Settings that must agree across the shards of one dataset.
@@ -69,7 +70,7 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
         missing = sorted(set(range(count)) - set(seen))
         raise ValueError(f"shards do not make a whole: have {', '.join(map(str, seen))} of {count}"
                          + (f"; missing {', '.join(map(str, missing))}" if missing else "; some appear twice"))
-    from .compile import WORK_STAGES, base_manifest, finish
+    from .compile import base_manifest, finish
 
     lib = m.from_json(json.loads((metas[0][0] / "library.json").read_text("utf-8")))
     if lib.spec_hash != first["spec_hash"]:
