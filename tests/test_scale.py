@@ -272,6 +272,9 @@ def test_merge_refuses_incomplete_or_mismatched_shards(spec, tmp_path, capsys):
     assert "`seed`" in capsys.readouterr().err
     assert main(["merge", str(tmp_path), "-o", str(tmp_path / "m")]) == 1
     assert "not a shard folder" in capsys.readouterr().err
+    (b / "shard.json").write_text("{torn", encoding="utf-8")
+    assert main(["merge", str(a), str(b), "-o", str(tmp_path / "m")]) == 1
+    assert f"{b / 'shard.json'}: not valid JSON" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag", ["--shard 3/3", "--shard x", "--concurrency 0", "--rpm -1"])

@@ -92,11 +92,13 @@ def read_meta(path) -> dict:
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         raise SavedProgramError(f"{meta_path}: missing; {folder} is not a saved program")
+    from ..runtime.store import JsonFileError, read_json_object
+
     try:
-        meta = json.loads(meta_path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SavedProgramError(f"{meta_path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or "program" not in meta:
+        meta = read_json_object(meta_path)
+    except JsonFileError as exc:
+        raise SavedProgramError(str(exc)) from None
+    if "program" not in meta:
         raise SavedProgramError(f"{meta_path}: has no `program` key naming which program this is")
     if meta.get("format", FORMAT) != FORMAT:
         raise SavedProgramError(f"{meta_path}: format {meta.get('format')} is not supported (this version reads {FORMAT})")

@@ -9,7 +9,6 @@ A *sample* is one target character of one scenario: a character that carries pat
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import attrs
@@ -81,7 +80,7 @@ def numbered_rows(path: Path) -> list[tuple[int, dict]]:
     """`(line number, row)` for each non-blank line of a JSON-lines file (see `read_jsonl`)."""
     if not path.is_file():
         raise EvalDataError(f"{path}: no such file")
-    from ..runtime.store import JsonLinesError, json_lines
+    from ..runtime.store import JsonFileError, json_lines
 
     rows = []
     with path.open(encoding="utf-8") as f:
@@ -90,7 +89,7 @@ def numbered_rows(path: Path) -> list[tuple[int, dict]]:
                 if not isinstance(row, dict):
                     raise EvalDataError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
                 rows.append((n, row))
-        except JsonLinesError as exc:
+        except JsonFileError as exc:
             raise EvalDataError(str(exc)) from None
         except UnicodeDecodeError as exc:
             raise EvalDataError(f"{path}: not UTF-8 text ({exc.reason})") from None
@@ -106,12 +105,12 @@ def load_patterns(build: Path) -> dict[str, dict]:
     path = build / "patterns.json"
     if not path.is_file():
         raise EvalDataError(f"{path}: no such file (is {build} a folder written by `humanllm compile`?)")
+    from ..runtime.store import JsonFileError, read_json_object
+
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EvalDataError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise EvalDataError(f"{path}: expected an object keyed by pattern id")
+        data = read_json_object(path)
+    except JsonFileError as exc:
+        raise EvalDataError(f"{exc} (an object keyed by pattern id)") from None
     for pid, info in data.items():
         if not isinstance(info, dict) or not isinstance(info.get("checklist"), list):
             raise EvalDataError(f"{path}: pattern `{pid}` has no `checklist` list")

@@ -16,7 +16,6 @@ command resumes (finished rollouts and verdicts cost no LM call; failed ones are
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from ..runtime.store import JsonlStore, write_json
+from ..runtime.store import JsonFileError, JsonlStore, read_json_object, write_json
 from . import data as D
 from . import judge as J
 from . import rollout as R
@@ -74,11 +73,9 @@ def check_identity(o: EvalOptions) -> None:
     mine = _identity(o)
     if path.exists():
         try:
-            theirs = json.loads(path.read_text("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise D.EvalDataError(f"{path}: not valid JSON ({exc}); delete {o.out} to start over") from None
-        if not isinstance(theirs, dict):
-            raise D.EvalDataError(f"{path}: expected a JSON object; delete {o.out} to start over")
+            theirs = read_json_object(path)
+        except JsonFileError as exc:
+            raise D.EvalDataError(f"{exc}; delete {o.out} to start over") from None
         differ = [k for k in mine if theirs.get(k) != mine[k]]
         if differ:
             raise EvalUsageError(f"{o.out} holds another evaluation ({', '.join(f'{k}: {theirs.get(k)!r}' for k in differ)}); "

@@ -5,7 +5,6 @@ machine would have written. Each shard folder carries `shard.json` (the command'
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from . import export as ex
 from .backends import LMSpec
 from .lmconfig import LMConfig
 from .pipeline import WORK_STAGES
-from .store import JsonlStore, write_json, write_jsonl
+from .store import JsonlStore, read_json_object, write_json, write_jsonl
 
 # Settings that must agree across the shards of one dataset.
 SAME_IN_EVERY_SHARD = ("dataset", "scenarios", "seed", "spec_hash", "stage", "lm", "programs",
@@ -57,7 +56,7 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
         path = folder / "shard.json"
         if not path.exists():
             raise ValueError(f"{folder}: not a shard folder (no shard.json; compile it with --shard I/N)")
-        metas.append((folder, json.loads(path.read_text("utf-8"))))
+        metas.append((folder, read_json_object(path)))
     first = metas[0][1]
     count = first["shard"][1]
     for folder, meta in metas:
@@ -72,7 +71,7 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
                          + (f"; missing {', '.join(map(str, missing))}" if missing else "; some appear twice"))
     from .compile import base_manifest, finish
 
-    lib = m.from_json(json.loads((metas[0][0] / "library.json").read_text("utf-8")))
+    lib = m.from_json(read_json_object(metas[0][0] / "library.json"))
     if lib.spec_hash != first["spec_hash"]:
         raise ValueError(f"{metas[0][0]}/library.json does not match its spec hash")
     dataset = lib.dataset(first["dataset"])

@@ -103,8 +103,19 @@ class JsonlStore:
             pass
 
 
-class JsonLinesError(ValueError):
-    """A line of a JSON-lines file that is not JSON; the message names the file and line."""
+class JsonFileError(ValueError):
+    """A JSON or JSON-lines file that cannot be read as one; the message names the file (and line)."""
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object a whole file holds (a missing file is the caller's to report)."""
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise JsonFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise JsonFileError(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 def json_lines(lines, path) -> Iterator[tuple[int, object]]:
@@ -115,7 +126,7 @@ def json_lines(lines, path) -> Iterator[tuple[int, object]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
-            raise JsonLinesError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            raise JsonFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
 def write_jsonl(path: Path, rows) -> int:

@@ -81,14 +81,14 @@ def read_chat_file(path: Path) -> list[Messages]:
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a JSON list of records")
         return [to_messages(r, f"{path}: record {k}") for k, r in enumerate(rows)]
-    from ..runtime.store import JsonLinesError, json_lines
+    from ..runtime.store import JsonFileError, json_lines
 
     samples = []
     try:
         for lineno, record in json_lines(text.splitlines(), path):
             where = f"{path}:{lineno}" + (f" (record {record['id']})" if isinstance(record, dict) and "id" in record else "")
             samples.append(to_messages(record, where))
-    except JsonLinesError as exc:
+    except JsonFileError as exc:
         raise DataError(str(exc)) from None
     return samples
 
