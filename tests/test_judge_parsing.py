@@ -145,11 +145,11 @@ def test_holistic_retry_and_failure():
 
 
 def test_offline_judge_quotes_the_judged_characters_own_turns():
-    from humanllm_dsl.runtime.offline import offline_lm
+    from humanllm_dsl.runtime.backends import make_lm
 
     transcript = "Ben: (waves) I refuse to compromise on the budget.\nAnn: [I must defend the budget] (frowns) No."
     items = ["Does the character defend the budget?", "Does the character refuse to compromise?"]
-    with dspy.context(lm=offline_lm(0), adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
+    with dspy.context(lm=make_lm("offline", 0), adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
         out = J.judge_checklist(P.ChecklistJudge(), "Ann", transcript, items, base_id="x")
     assert out["status"] == "ok"
     assert [v["score"] for v in out["verdicts"]] == [1, 0]   # Ben's words do not count for Ann

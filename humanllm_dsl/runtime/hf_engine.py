@@ -13,28 +13,19 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from dspy.lm15 import Message, Response, TextPart, Usage
+from dspy.lm15 import Response
 
-
-def _text(content) -> str:
-    if content is None:
-        return ""
-    return content if isinstance(content, str) else "".join(getattr(p, "text", "") or "" for p in content)
+from .engines import AsyncEngine, Engine, message_text, response, text_of
 
 
 def chat_messages(request) -> list[dict]:
     """An lm15 request as plain chat messages for a chat template."""
-    messages = []
-    system = _text(getattr(request, "system", None))
-    if system:
-        messages.append({"role": "system", "content": system})
-    for msg in request.messages:
-        text = getattr(msg, "text", None)
-        messages.append({"role": msg.role, "content": text if isinstance(text, str) else _text(msg.parts)})
-    return messages
+    system = text_of(getattr(request, "system", None))
+    head = [{"role": "system", "content": system}] if system else []
+    return head + [{"role": msg.role, "content": message_text(msg)} for msg in request.messages]
 
 
-class HFEngine:
+class HFEngine(Engine):
     def __init__(self, path: str, batch_size: int = 8, max_new_tokens: int = 1024,
                  temperature: float | None = None, seed: int = 0, device: str | None = None):
         self.path, self.batch_size, self.max_new_tokens = path, batch_size, max_new_tokens
@@ -132,34 +123,12 @@ class HFEngine:
         self._queue.put((chat_messages(request), getattr(config, "max_tokens", None), future))
         return future
 
-    @staticmethod
-    def response(result) -> Response:
-        text, finish, prompt_tokens, completion_tokens = result
-        return Response(id=None, model="hf", message=Message.assistant([TextPart(text)]), finish_reason=finish,
-                        usage=Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens,
-                                    total_tokens=prompt_tokens + completion_tokens))
-
     def complete(self, request) -> Response:
-        return self.response(self.submit(request).result())
-
-    def stream(self, request):
-        from dspy.lm15 import response_to_events
-        return response_to_events(self.complete(request))
-
-    def close(self) -> None:
-        pass
+        return response("hf", *self.submit(request).result())
 
 
-class AsyncHFEngine:
-    def __init__(self, sync: HFEngine):
-        self.sync = sync
+class AsyncHFEngine(AsyncEngine):
+    """Waits for the batch worker without blocking the event loop."""
 
     async def complete(self, request) -> Response:
-        return self.sync.response(await asyncio.wrap_future(self.sync.submit(request)))
-
-    async def stream(self, request):
-        for event in self.sync.stream(request):
-            yield event
-
-    async def aclose(self) -> None:
-        pass
+        return response("hf", *await asyncio.wrap_future(self.sync.submit(request)))

@@ -17,7 +17,9 @@ import random
 import re
 import threading
 
-from dspy.lm15 import Message, Response, TextPart, Usage
+from dspy.lm15 import Response
+
+from .engines import AsyncEngine, Engine, message_text, response, text_of
 
 MODEL = "humanllm/offline"
 _OUTPUTS = re.compile(r"Your output fields are:\n(.*?)\n(?:All interactions|\Z)", re.S)
@@ -36,19 +38,13 @@ FACTORS = [
 ]
 
 
-def _text(content) -> str:
-    if content is None:
-        return ""
-    return content if isinstance(content, str) else "".join(getattr(p, "text", "") or "" for p in content)
-
-
 def _phrase(item: str) -> str:
     """'Does the character ask X?' -> 'ask X'."""
     text = re.sub(r"^\s*(Does|Do|Is|Has)\s+the\s+character('s)?\s+", "", item.strip(), flags=re.I)
     return text.rstrip("?. ").strip()
 
 
-class OfflineEngine:
+class OfflineEngine(Engine):
     """A dspy engine: `dspy.LM("humanllm/offline", engine=OfflineEngine(seed))`."""
 
     calls_total = 0  # across instances: lets tests see that a resumed run made no call
@@ -66,9 +62,9 @@ class OfflineEngine:
         return cls(state.get("seed", 0))
 
     def complete(self, request) -> Response:
-        system = _text(request.system)
+        system = text_of(request.system)
         # The request is the last user message; earlier user/assistant pairs are demos.
-        users = [_text(getattr(msg, "text", None) or msg.parts) for msg in request.messages if msg.role == "user"]
+        users = [message_text(msg) for msg in request.messages if msg.role == "user"]
         user = users[-1] if users else ""
         outputs = _OUTPUTS.search(system)
         fields = _FIELD.findall(outputs.group(1)) if outputs else []
@@ -89,38 +85,11 @@ class OfflineEngine:
             OfflineEngine.calls_total += 1
         prompt_tokens = (len(system) + len(user)) // 4
         out_tokens = len(body) // 4
-        return Response(id=None, model=MODEL, message=Message.assistant([TextPart(body)]), finish_reason="stop",
-                        usage=Usage(input_tokens=prompt_tokens, output_tokens=out_tokens,
-                                    total_tokens=prompt_tokens + out_tokens))
-
-    def stream(self, request):
-        from dspy.lm15 import response_to_events
-        return response_to_events(self.complete(request))
-
-    def close(self) -> None:
-        pass
+        return response(MODEL, body, "stop", prompt_tokens, out_tokens)
 
 
-class AsyncOfflineEngine:
-    def __init__(self, sync: OfflineEngine):
-        self.sync = sync
-
-    async def complete(self, request) -> Response:
-        return self.sync.complete(request)
-
-    async def stream(self, request):
-        for event in self.sync.stream(request):
-            yield event
-
-    async def aclose(self) -> None:
-        pass
-
-
-def offline_lm(seed: int = 0):
-    import dspy
-
-    engine = OfflineEngine(seed)
-    return dspy.LM(MODEL, engine=engine, async_engine=AsyncOfflineEngine(engine), cache=False)
+class AsyncOfflineEngine(AsyncEngine):
+    """The offline engine for `acall`: its answers take no I/O, so it just runs them."""
 
 
 # ---- answers ----------------------------------------------------------------------------
