@@ -75,7 +75,7 @@ def cmd_compile(args) -> int:
     from .runtime.compile import CompileOptions, Interrupted, compile_dataset
     from .runtime.pipeline import LMUnavailable
     from .runtime.shards import Shard
-    from .runtime.store import StoreError
+    from .runtime.store import JsonFileError
     from .runtime.workers import WorkerFailed
     from .compiler.saved_programs import SavedProgramError
     from .runtime.lmconfig import ConfigError, load_config
@@ -121,7 +121,7 @@ def cmd_compile(args) -> int:
         return _error("compile", f"the LM cannot be used: {exc}\nNothing was lost: finished work is in "
                                  f"{args.out / 'work'}; fix the model, key or address and run the same command again.",
                       EXIT_USAGE)
-    except StoreError as exc:
+    except JsonFileError as exc:  # a damaged work file or run totals
         return _error("compile", str(exc), EXIT_SPEC)
     except WorkerFailed as exc:
         return _error("compile", f"{exc}\nFinished work is kept in {args.out / 'work'}; run the same command again "

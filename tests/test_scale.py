@@ -440,3 +440,13 @@ def test_output_folder_that_is_a_file_is_a_usage_error(spec, tmp_path, capsys):
         assert main(argv) == 2, argv
         assert "exists and is not a folder" in capsys.readouterr().err
     assert target.read_text() == "not a folder"
+
+
+def test_damaged_run_totals_stop_the_run_before_any_call(spec, tmp_path, capsys):
+    out = tmp_path / "t"
+    assert main(compile_args(spec, out, "--scenarios", "2")) == 0
+    (out / "work" / "usage.json").write_text("{torn", encoding="utf-8")
+    (out / "work" / "checklists.jsonl").unlink()
+    assert main(compile_args(spec, out, "--scenarios", "2")) == 1
+    assert "usage.json: not valid JSON" in capsys.readouterr().err
+    assert not (out / "work" / "checklists.jsonl").exists()  # no work was done on top of a bad file

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-OFFLINE = "offline"
+OFFLINE = "offline"  # runtime.backends.OFFLINE, named here so results need not import dspy
 
 
 class LMSpecError(Exception):

@@ -9,7 +9,6 @@ stops before the export.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from .pipeline import (GENERATION_PROGRAMS, STAGES, WORK_STAGES, Generator, LMUn
                        work_stages)
 from .progress import Progress
 from .shards import Shard
-from .store import JsonlStore, write_json, write_jsonl
+from .store import JsonlStore, read_json_object, write_json, write_jsonl
 
 
 
@@ -123,6 +122,8 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
     if failures_path.exists():  # failed slots are tried again on every run
         failures_path.unlink()
     stores = read_work(out)  # loads and repairs the work files before any worker appends to them
+    totals_path = out / "work" / "usage.json"
+    totals = read_json_object(totals_path) if totals_path.exists() else {}  # read first: a bad file stops us early
     slots = options.shard.take(plan.slots) if options.shard else plan.slots
     stages = work_stages(options.stage)
     ids = {s.id for s in slots}
@@ -142,7 +143,7 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
     except KeyboardInterrupt:
         raise Interrupted(progress.summary()) from None
     finally:
-        _save_run_usage(out, run)
+        write_json(totals_path, {key: totals.get(key, 0) + value for key, value in run.as_dict().items()})
     return run.as_dict()
 
 
@@ -199,13 +200,6 @@ async def _run(generator: Generator, limits: Limits, stage: str) -> None:
 
     with dspy.context(adapter=FastChatAdapter(), track_usage=True):
         await generator.run(stage, concurrency=limits.concurrency)
-
-
-def _save_run_usage(out: Path, run: Usage) -> None:
-    """Add this run's calls to `work/usage.json`, the totals over every run (they survive restarts)."""
-    path = out / "work" / "usage.json"
-    totals = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    write_json(path, {key: totals.get(key, 0) + value for key, value in run.as_dict().items()})
 
 
 def read_work(out: Path) -> dict[str, JsonlStore]:

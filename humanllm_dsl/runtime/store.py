@@ -15,7 +15,22 @@ def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-class StoreError(ValueError):
+class JsonFileError(ValueError):
+    """A JSON or JSON-lines file that cannot be read as one; the message names the file (and line)."""
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object a whole file holds (a missing file is the caller's to report)."""
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise JsonFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise JsonFileError(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+class StoreError(JsonFileError):
     """A damaged line before the end of a store file: not a torn write, so nothing is dropped
     silently; the message names the file and line."""
 
@@ -101,21 +116,6 @@ class JsonlStore:
             self.close()
         except OSError:
             pass
-
-
-class JsonFileError(ValueError):
-    """A JSON or JSON-lines file that cannot be read as one; the message names the file (and line)."""
-
-
-def read_json_object(path: Path) -> dict:
-    """The JSON object a whole file holds (a missing file is the caller's to report)."""
-    try:
-        value = json.loads(path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JsonFileError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise JsonFileError(f"{path}: expected a JSON object, found {type(value).__name__}")
-    return value
 
 
 def json_lines(lines, path) -> Iterator[tuple[int, object]]:
