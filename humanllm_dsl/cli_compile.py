@@ -72,64 +72,72 @@ def _error(command: str, message: str, code: int) -> int:
 def cmd_compile(args) -> int:
     from .cli import EXIT_SPEC, EXIT_USAGE, print_diagnostics
     from .compiler.plan import PlanError
-    from .runtime.compile import CompileOptions, Interrupted, compile_dataset
+    from .compiler.saved_programs import SavedProgramError
+    from .runtime.compile import Interrupted, compile_dataset
+    from .runtime.lmconfig import ConfigError
     from .runtime.pipeline import LMUnavailable
-    from .runtime.shards import Shard
     from .runtime.store import JsonFileError
     from .runtime.workers import WorkerFailed
-    from .compiler.saved_programs import SavedProgramError
-    from .runtime.lmconfig import ConfigError, load_config
 
     result = check_paths(args.specs)
     if result.errors:
         print_diagnostics(result)
         return EXIT_SPEC
-    lib = result.library
-    for flag in ("scenarios", "concurrency", "max_attempts", "workers"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            return _error("compile", f"--{flag.replace('_', '-')} must be at least 1", EXIT_USAGE)
-    for flag in ("rpm", "tpm", "timeout"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            return _error("compile", f"--{flag} must be positive", EXIT_USAGE)
     try:
-        lib.dataset(args.dataset)
-        shard = Shard.parse(args.shard) if args.shard else None
-        config = load_config(args.lm_config) if args.lm_config else None
-        programs = _load_programs(args.program)
+        options = _options(args, result.library)
     except KeyError as exc:
         return _error("compile", exc.args[0], EXIT_USAGE)
     except (ValueError, ConfigError, SavedProgramError) as exc:
         return _error("compile", str(exc), EXIT_USAGE)
-    limits = {k: getattr(args, k) for k in ("concurrency", "rpm", "tpm", "timeout") if getattr(args, k) is not None}
-    options = CompileOptions(out=args.out, dataset=args.dataset, scenarios=args.scenarios, seed=args.seed,
-                             lm=args.lm, api_base=args.api_base, lm_config=config, limits=limits, stage=args.stage,
-                             max_attempts=args.max_attempts, max_tokens=args.max_tokens,
-                             progress=None if args.no_progress else "bar" if sys.stderr.isatty() else "log",
-                             cache=not args.no_cache,
-                             cache_dir=args.cache_dir, shard=shard, programs=programs, workers=args.workers)
+    work = args.out / "work"
     try:
-        options.config().check_keys()
-    except ValueError as exc:
-        return _error("compile", str(exc), EXIT_USAGE)
-    try:
-        manifest = compile_dataset(lib, options)
+        manifest = compile_dataset(result.library, options)
     except PlanError as exc:
         return _error("compile", f"the dataset cannot be planned: {exc}", EXIT_SPEC)
     except LMUnavailable as exc:
         return _error("compile", f"the LM cannot be used: {exc}\nNothing was lost: finished work is in "
-                                 f"{args.out / 'work'}; fix the model, key or address and run the same command again.",
-                      EXIT_USAGE)
+                                 f"{work}; fix the model, key or address and run the same command again.", EXIT_USAGE)
     except JsonFileError as exc:  # a damaged work file or run totals
         return _error("compile", str(exc), EXIT_SPEC)
     except WorkerFailed as exc:
-        return _error("compile", f"{exc}\nFinished work is kept in {args.out / 'work'}; run the same command again "
-                                 "to resume.", EXIT_SPEC)
+        return _error("compile", f"{exc}\nFinished work is kept in {work}; run the same command again to resume.",
+                      EXIT_SPEC)
     except Interrupted as exc:
-        print(f"\ninterrupted: {exc}; every finished result is saved in {args.out / 'work'}.\n"
+        print(f"\ninterrupted: {exc}; every finished result is saved in {work}.\n"
               f"Run the same command again to resume.", file=sys.stderr)
         return 130
+    _print_summary(manifest, args)
+    return 0
+
+
+def _options(args, lib):
+    """CompileOptions from the command line; bad values raise KeyError (dataset) or ValueError."""
+    from .runtime.compile import CompileOptions
+    from .runtime.lmconfig import load_config
+    from .runtime.shards import Shard
+
+    for flag in ("scenarios", "concurrency", "max_attempts", "workers"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1")
+    for flag in ("rpm", "tpm", "timeout"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{flag} must be positive")
+    lib.dataset(args.dataset)
+    limits = {k: getattr(args, k) for k in ("concurrency", "rpm", "tpm", "timeout") if getattr(args, k) is not None}
+    options = CompileOptions(
+        out=args.out, dataset=args.dataset, scenarios=args.scenarios, seed=args.seed, lm=args.lm,
+        api_base=args.api_base, lm_config=load_config(args.lm_config) if args.lm_config else None, limits=limits,
+        stage=args.stage, max_attempts=args.max_attempts, max_tokens=args.max_tokens,
+        progress=None if args.no_progress else "bar" if sys.stderr.isatty() else "log", cache=not args.no_cache,
+        cache_dir=args.cache_dir, shard=Shard.parse(args.shard) if args.shard else None,
+        programs=_load_programs(args.program), workers=args.workers)
+    options.config().check_keys()
+    return options
+
+
+def _print_summary(manifest: dict, args) -> None:
     t = manifest.pop("timings")
     print(f"{manifest['dataset']}: {manifest['scenarios']} scenarios planned "
           f"({', '.join(f'{k} {v}' for k, v in manifest['planned_splits'].items())}); "
@@ -145,10 +153,10 @@ def cmd_compile(args) -> int:
         cost = f", ${manifest['cost_usd']:.2f}" if manifest["cost_usd"] else ""
         print(f"dataset: {manifest['lm_calls']} LM calls{cost}, {manifest['failures']} failed scenarios "
               f"(see failures.jsonl); every run so far: see work/usage.json")
-    if args.stage == "export" and "shard" not in manifest:
-        print(f"wrote {manifest['records']} records and {sum(manifest['sft_samples'].values())} SFT samples to {args.out}/")
+        if args.stage == "export":
+            print(f"wrote {manifest['records']} records and {sum(manifest['sft_samples'].values())} SFT samples "
+                  f"to {args.out}/")
     print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
-    return 0
 
 
 def _load_programs(paths) -> dict:
