@@ -6,6 +6,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
+from decimal import Decimal
 
 import attrs
 
@@ -330,6 +331,8 @@ class Checker:
             if holds.quotas and len(quotas) == len(holds.quotas) and sum(quotas.values()) != holds.count:
                 self.error(holds.span, f"`hold_out {holds.count}` but the quotas add up to {sum(quotas.values())}",
                            "make the family quotas sum to the hold-out count")
+        bundle = self.bundle(single.get("bundle"), ranges["patterns"], single.get("patterns"))
+        cast = self.cast(single.get("cast"), ranges["characters"])
         dataset = m.Dataset(
             did, scenarios, ranges["patterns"], ranges["characters"], ranges["turns"],
             single["seed"].value if "seed" in single else 0, "default" in single,
@@ -339,16 +342,100 @@ class Checker:
             evals["id_eval"].count if "id_eval" in evals else 0,
             evals["ood_eval"].count if "ood_eval" in evals else 0,
             evals["mixed_eval"].count if "mixed_eval" in evals else 0,
-            where=where(node.id.span))
+            bundle, cast, where=where(node.id.span))
         if len(self.errors()) > errors_before:
             return dataset
         from .satisfy import unsatisfiable  # the feasibility rules live with the plan's rules
 
         for problem in unsatisfiable(dataset, lib):
-            anchor = {"hold_out": holds, "patterns": single.get("patterns"), "id_eval": evals.get("id_eval"),
+            anchor = {"hold_out": holds, "patterns": single.get("patterns"), "bundle": single.get("bundle"),
+                      "id_eval": evals.get("id_eval"),
                       "ood_eval": evals.get("ood_eval"), "mixed_eval": evals.get("mixed_eval")}.get(problem.field) or node.id
             self.error(anchor.span, f"dataset `{did}` cannot be satisfied: {problem.message}", problem.hint)
         return dataset
+
+    def percent(self, node: ast.Percent, what: str) -> float:
+        if node.value > 100:
+            self.error(node.span, f"{what} is {node.value}%, more than 100%", "a share lies between 0% and 100%")
+        return float(node.value) / 100
+
+    def bundle(self, node: ast.Bundle | None, patterns: tuple[int, int], patterns_node) -> tuple[m.FamilyRule, ...]:
+        """The checked composition rules of a `bundle { ... }` block."""
+        if node is None:
+            return ()
+        rules: dict[str, m.FamilyRule] = {}
+        errors_before = len(self.errors())
+        for r in node.rules:
+            family = r.family.value
+            if family not in m.FAMILIES:
+                self.error(r.family.span, f"unknown family `{family}`{suggestion(family, m.FAMILIES)}",
+                           "a bundle rule starts with `trait` or `social_cognitive`")
+                continue
+            if family in rules:
+                self.error(r.span, f"the bundle sets `{family}` twice", "keep one line per family")
+                continue
+            if r.low > r.high:
+                self.error(r.span, f"`{family} {r.low}..{r.high}`: the low end is above the high end",
+                           f"write `{family} {r.high}..{r.low}`")
+            elif r.high == 0:
+                self.error(r.span, f"`{family} 0` takes no pattern", "remove the line, or give a count of 1 or more")
+            dimensions = len(m.DIMENSIONS)
+            if family == "trait" and r.high > dimensions:
+                self.error(r.span, f"a bundle cannot take {r.high} traits: traits come from different Big Five "
+                                   f"dimensions, and there are {dimensions}", f"take at most {dimensions} traits")
+            positive = None
+            if r.positive is not None:
+                if family != "trait":
+                    self.error(r.positive.span, "`positive` is the share of positive-pole trait markers; "
+                                                f"`{family}` patterns have no pole", "remove `, positive ...`")
+                positive = self.percent(r.positive, "the positive-pole share")
+            share = 1.0
+            if r.share is not None:
+                share = self.percent(r.share, f"the share of scenarios with `{family}` patterns")
+                if r.share.value == 0:
+                    self.error(r.share.span, f"`in 0% of scenarios`: `{family}` patterns would never appear",
+                               "remove the line, or give a share above 0%")
+            rules[family] = m.FamilyRule(family, r.low, r.high, positive, min(share, 1.0))
+        result = tuple(rules.values())
+        if not result or len(self.errors()) > errors_before:  # sizes are only meaningful for valid rules
+            return result
+        fewest, most = m.bundle_sizes(result)
+        lo, hi = patterns
+        stated = f"`patterns {lo}..{hi}`" + ("" if patterns_node is not None else " (the default)")
+        if fewest < lo:
+            why = [f"{r.family} can be absent" for r in result if r.share < 1] + \
+                  [f"{r.family} may take {r.low}" for r in result if r.share >= 1 and r.low < r.high]
+            self.error(node.span, f"a bundle drawn by these rules can hold as few as {fewest} pattern"
+                                  f"{'s' if fewest != 1 else ''}, but {stated} asks for at least {lo}",
+                       "raise the counts, make a family appear in every scenario, or lower `patterns`"
+                       + (f" ({'; '.join(why)})" if why else ""))
+        if most > hi:
+            self.error(node.span, f"a bundle drawn by these rules can hold up to {most} patterns, but {stated} "
+                                  f"allows at most {hi}", "lower the counts or raise the high end of `patterns`")
+        return result
+
+    def cast(self, node: ast.Cast | None, characters: tuple[int, int]) -> tuple[m.CastSize, ...]:
+        """The checked weights of a `cast 2: 30%, ...` line."""
+        if node is None:
+            return ()
+        sizes: dict[int, m.CastSize] = {}
+        ok = True
+        lo, hi = characters
+        for w in node.weights:
+            if w.size in sizes:
+                self.error(w.span, f"the cast gives {w.size} characters twice", "keep one weight per size")
+                ok = False
+                continue
+            if not lo <= w.size <= hi:
+                self.error(w.span, f"a cast of {w.size} characters lies outside `characters {lo}..{hi}`",
+                           f"use sizes from {lo} to {hi}, or widen `characters`")
+                ok = False
+            sizes[w.size] = m.CastSize(w.size, self.percent(w.weight, f"the weight of {w.size} characters"))
+        total = sum(w.weight.value for w in node.weights)
+        if ok and abs(total - 100) > Decimal("0.01"):
+            self.error(node.span, f"the cast weights add up to {format(total, 'f')}%, not 100%",
+                       "make the weights of all sizes sum to 100%")
+        return tuple(sorted(sizes.values(), key=lambda c: c.size))
 
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]

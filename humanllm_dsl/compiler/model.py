@@ -58,6 +58,11 @@ class Pattern:
     def is_trait(self) -> bool:
         return self.family == "trait"
 
+    @property
+    def group(self) -> tuple[str, str | None]:
+        """What a bundle rule counts and balances within: the family, and for a trait its pole."""
+        return self.family, self.pole
+
 
 @attrs.frozen
 class Direction:
@@ -108,6 +113,27 @@ class HoldOut:
 
 
 @attrs.frozen
+class FamilyRule:
+    """How a bundle takes patterns of one family: `low`..`high` of them (uniformly), in `share` of
+    the scenarios (0..1); for traits, `positive` is the chance that a marker comes from the positive
+    pole (None: poles as coverage makes them). Traits always come from different Big Five dimensions."""
+
+    family: str
+    low: int
+    high: int
+    positive: float | None = None
+    share: float = 1.0
+
+
+@attrs.frozen
+class CastSize:
+    """Scenarios with `size` characters have weight `weight` (a share, 0..1)."""
+
+    size: int
+    weight: float
+
+
+@attrs.frozen
 class Dataset:
     id: str
     scenarios: int
@@ -124,7 +150,15 @@ class Dataset:
     id_eval: int = 0
     ood_eval: int = 0
     mixed_eval: int = 0  # at least this many scenarios mix held-out and in-domain patterns
+    bundle: tuple[FamilyRule, ...] = ()  # empty: any mix of families, balanced over all patterns
+    cast: tuple[CastSize, ...] = ()  # empty: every size in `characters` equally often
     where: str = attrs.field(default="", eq=False)
+
+
+def bundle_sizes(rules: tuple[FamilyRule, ...]) -> tuple[int, int]:
+    """The fewest and most patterns a bundle drawn by `rules` can hold."""
+    low = sum(r.low for r in rules if r.share >= 1)
+    return low, sum(r.high for r in rules)
 
 
 @attrs.frozen

@@ -1,11 +1,17 @@
-"""The scenario plan: a pure, deterministic function of (library, dataset, seed).
+"""The scenario plan: a pure, deterministic function of (library, dataset, seed), and of the
+recorded verdicts when bundles are vetted.
 
 Each slot fixes what a scenario must contain: its patterns, the declared interactions among
 them, a situation, a domain, a character count and a split. `mixed_eval N` slots start from a
 held-out pattern and add in-domain ones; other training-pool slots that happen to draw a
-held-out pattern are mixed_eval too. Coverage is balanced
-by always drawing the least-used pattern next; exclusions and the Big Five rule (at most one
-trait per dimension) are honoured.
+held-out pattern are mixed_eval too.
+
+A bundle follows the dataset's composition (`bundle { ... }`): per family a count, for traits a
+pole per marker, and whether the family appears at all; without one, it takes `patterns lo..hi`
+patterns of any family. Within each group (a family, and for traits a pole) the least-used
+pattern is drawn next, so coverage stays balanced within the composition. Exclusions and the
+Big Five rule (at most one trait per dimension) always hold. A bundle whose pattern set was
+already drawn, or that the vetting program vetoes, is drawn again.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import attrs
 
 from . import model as m
 from .satisfy import pool, unsatisfiable
+
+REDRAWS = 24  # draws per slot before the least-repeated bundle is kept (a repeat) or planning fails (vetoes)
 
 
 class PlanError(ValueError):
@@ -32,6 +41,15 @@ class SlotInteraction:
 
 
 @attrs.frozen
+class Verdict:
+    """The vetting program's answer on one bundle."""
+
+    patterns: tuple[str, ...]
+    keep: bool
+    reason: str
+
+
+@attrs.frozen
 class Slot:
     id: str
     split: str
@@ -40,6 +58,7 @@ class Slot:
     situation: str
     domain: str
     characters: int
+    vetting: tuple[Verdict, ...] = ()  # every verdict asked for this slot, in order (vetting on)
 
 
 @attrs.frozen
@@ -54,17 +73,38 @@ class Plan:
         return {split: c.get(split, 0) for split in m.SPLITS}
 
 
-class _Drawer:
-    """Draws pattern bundles, least-used first, respecting exclusions and the Big Five rule."""
+Vet = Callable[[tuple[str, ...]], Verdict]
+Group = tuple[str, str | None] | None  # (family, pole) under a composition; None without one
 
-    def __init__(self, lib: m.Library, rng: random.Random, usage: Counter):
-        self.lib, self.rng, self.usage = lib, rng, usage
+
+class _Drawer:
+    """Draws pattern bundles: per group least-used first, respecting exclusions and the Big Five rule."""
+
+    def __init__(self, lib: m.Library, rng: random.Random, usage: Counter, rules: tuple[m.FamilyRule, ...]):
+        self.lib, self.rng, self.usage, self.rules = lib, rng, usage, rules
         self.by_id = lib.by_id
         self.excluded = {frozenset(p) for e in lib.exclusions for p in itertools.combinations(e.patterns, 2)}
         self.partners: dict[str, set[str]] = {}
         for it in lib.interactions:
             for a, b in itertools.permutations(it.patterns, 2):
                 self.partners.setdefault(a, set()).add(b)
+        self._groups: dict[tuple[str, ...], dict[Group, list[str]]] = {}
+        self.slack = 0
+
+    def group_of(self, pattern_id: str) -> Group:
+        if not self.rules:
+            return None
+        p = self.by_id[pattern_id]
+        return (p.family, p.pole if p.is_trait else None)
+
+    def groups(self, candidates: list[str]) -> dict[Group, list[str]]:
+        key = tuple(candidates)
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = {}
+            for c in candidates:
+                found.setdefault(self.group_of(c), []).append(c)
+        return found
 
     def compatible(self, chosen: list[str], candidate: str) -> bool:
         if candidate in chosen:
@@ -78,37 +118,96 @@ class _Drawer:
                 return False
         return True
 
-    def bundle(self, candidates: list[str], size: int, first_from: list[str] | None = None) -> list[str]:
-        """`size` compatible patterns: the first from `first_from` if given, the others from `candidates`."""
-        usage, rng = self.usage, self.rng
-        order = sorted(candidates, key=usage.__getitem__)  # stable: ties keep library order
-        blocks = [list(group) for _, group in itertools.groupby(order, key=usage.__getitem__)]
-        allowed = set(candidates)
-        floor = usage[order[0]] if order else 0
+    def wanted(self, size_range: tuple[int, int]) -> list[Group]:
+        """The groups one bundle takes a pattern from, in drawing order."""
+        rng = self.rng
+        if not self.rules:
+            return [None] * rng.randint(*size_range)
+        wanted: list[Group] = []
+        for rule in self.rules:
+            if rule.share < 1 and rng.random() >= rule.share:
+                continue
+            for _ in range(rng.randint(rule.low, rule.high)):
+                if rule.family != "trait":
+                    wanted.append((rule.family, None))
+                elif rule.positive is None:
+                    wanted.append((rule.family, rng.choice(m.POLES)))
+                else:
+                    wanted.append((rule.family, "positive" if rng.random() < rule.positive else "negative"))
+        return wanted
+
+    def draw(self, candidates: list[str], wanted: list[Group], first_from: list[str] | None = None,
+             at_least: int = 0, slack: int = 0) -> list[str]:
+        """A bundle for `wanted` (usage unchanged): the first pattern from `first_from` if given, the
+        others from `candidates`; a group with no compatible pattern left lends its place to another
+        pole of its family; the bundle is topped up to `at_least` from any group. With `slack` k, a
+        pattern used up to k times more than the least-used counts as least used (for redraws)."""
+        self.slack = slack
+        groups = self.groups(candidates)
         chosen: list[str] = []
-        while len(chosen) < size:
-            pick = None
-            if chosen:  # prefer a partner with a declared interaction, if it is not over-used
-                linked = sorted({c for x in chosen for c in self.partners.get(x, _EMPTY)
-                                 if c in allowed and usage[c] <= floor + 1 and self.compatible(chosen, c)})
-                if linked:
-                    least = min(usage[c] for c in linked)
-                    pick = rng.choice([c for c in linked if usage[c] == least])
-            if pick is None and not chosen and first_from is not None:
-                first = sorted(first_from, key=usage.__getitem__)
-                pick = self._least_used([list(g) for _, g in itertools.groupby(first, key=usage.__getitem__)], chosen)
-            if pick is None:
-                pick = self._least_used(blocks, chosen)
+        todo = list(wanted)
+        if first_from is not None:
+            firsts = self.groups(first_from)
+            for k, group in enumerate(todo):
+                pick = self._least_used(firsts.get(group, ()), chosen)
+                if pick is not None:
+                    chosen.append(pick)
+                    del todo[k]
+                    break
+            else:  # the drawn composition has no place a `first_from` pattern fits: take one anyway
+                pick = self._least_used(first_from, chosen)
+                if pick is None:
+                    return []
+                chosen.append(pick)
+                todo = self._without_place_for(todo, pick)
+        for group in todo:
+            pick = self._partner(groups.get(group, ()), chosen) or self._least_used(groups.get(group, ()), chosen)
+            if pick is None and group is not None:  # e.g. no compatible trait of this pole left
+                pick = self._least_used([c for g, members in groups.items() if g and g[0] == group[0]
+                                         for c in members], chosen)
+            if pick is not None:
+                chosen.append(pick)
+        while len(chosen) < at_least:
+            pick = self._least_used(candidates, chosen)
             if pick is None:
                 break
             chosen.append(pick)
-        for c in chosen:
-            usage[c] += 1
         return chosen
 
-    def _least_used(self, blocks: list[list[str]], chosen: list[str]) -> str | None:
-        """A random compatible pattern from the least-used block that has one."""
-        for block in blocks:
+    def _without_place_for(self, todo: list[Group], pick: str) -> list[Group]:
+        """`todo` less one place of `pick`'s family, if it has one."""
+        family = self.by_id[pick].family
+        for k, group in enumerate(todo):
+            if group is None or group[0] == family:
+                return todo[:k] + todo[k + 1:]
+        return todo
+
+    def commit(self, chosen: list[str]) -> None:
+        for c in chosen:
+            self.usage[c] += 1
+
+    def _partner(self, members, chosen: list[str]) -> str | None:
+        """A least-used member with a declared interaction with a chosen pattern, if it is not over-used."""
+        if not chosen or not members or self.slack:
+            return None
+        usage = self.usage
+        floor = min(usage[c] for c in members)
+        linked = sorted({c for x in chosen for c in self.partners.get(x, _EMPTY)}.intersection(members))
+        linked = [c for c in linked if usage[c] <= floor + 1 and self.compatible(chosen, c)]
+        if not linked:
+            return None
+        least = min(usage[c] for c in linked)
+        return self.rng.choice([c for c in linked if usage[c] == least])
+
+    def _least_used(self, members, chosen: list[str]) -> str | None:
+        """A random compatible pattern among the least-used members that have one."""
+        usage = self.usage
+        order = sorted(members, key=usage.__getitem__)  # stable: ties keep library order
+        if not order:
+            return None
+        floor, slack = usage[order[0]], self.slack
+        for _, group in itertools.groupby(order, key=lambda c: max(usage[c] - floor - slack, 0)):
+            block = list(group)
             for _ in range(8):  # most patterns are compatible: sample before scanning
                 c = block[self.rng.randrange(len(block))]
                 if self.compatible(chosen, c):
@@ -117,7 +216,6 @@ class _Drawer:
             if fits:
                 return self.rng.choice(fits)
         return None
-
 
 _EMPTY: frozenset = frozenset()
 
@@ -152,8 +250,11 @@ def _balanced(options: list[str], usage: Counter, rng: random.Random) -> str:
 
 
 def make_plan(lib: m.Library, dataset: m.Dataset, *, scenarios: int | None = None,
-              seed: int | None = None) -> Plan:
-    """Plan `scenarios` slots (default: the dataset's count) with `seed` (default: the dataset's)."""
+              seed: int | None = None, vet: Vet | None = None) -> Plan:
+    """Plan `scenarios` slots (default: the dataset's count) with `seed` (default: the dataset's).
+
+    `vet`, if given, is asked about each drawn bundle; a vetoed bundle is drawn again, and the
+    verdicts are kept in the slot. Given the same verdicts, the plan is the same."""
     if scenarios is not None:
         dataset = attrs.evolve(dataset, scenarios=scenarios, id_eval=min(dataset.id_eval, scenarios),
                                ood_eval=min(dataset.ood_eval, scenarios), mixed_eval=min(dataset.mixed_eval, scenarios))
@@ -174,20 +275,25 @@ def make_plan(lib: m.Library, dataset: m.Dataset, *, scenarios: int | None = Non
     situations = list(dataset.include_situations or [s.id for s in lib.situations])
     domains = list(dataset.include_domains or [d.id for d in lib.domains])
     usage: Counter = Counter()
-    drawer = _Drawer(lib, rng, usage)
+    drawer = _Drawer(lib, rng, usage, dataset.bundle)
+    seen: Counter = Counter()  # pattern set -> slots that hold it
     sit_use, dom_use = Counter(), Counter()
     lo, hi = dataset.patterns
     rest = dataset.scenarios - dataset.ood_eval - dataset.id_eval - dataset.mixed_eval
     wanted = (["ood_eval"] * dataset.ood_eval + ["id_eval"] * dataset.id_eval + ["mixed_eval"] * dataset.mixed_eval
               + ["rest"] * rest)
+    sizes = [c.size for c in dataset.cast]
+    weights = [c.weight for c in dataset.cast]
     slots = []
     by_pattern: dict[str, list[m.Interaction]] = {}
     for it in lib.interactions:
         by_pattern.setdefault(it.patterns[0], []).append(it)
     for number, kind in enumerate(wanted, start=1):
         candidates = {"ood_eval": list(held), "id_eval": in_domain, "mixed_eval": in_domain}.get(kind, everything)
-        size = rng.randint(lo, hi)
-        patterns = drawer.bundle(candidates, size, first_from={"rest": in_domain, "mixed_eval": list(held)}.get(kind))
+        first_from = {"rest": in_domain, "mixed_eval": list(held)}.get(kind)
+        # out-of-domain bundles follow the composition as far as the held-out set allows, topped up to `lo`
+        at_least = lo if kind == "ood_eval" else 0
+        patterns, verdicts = _choose(drawer, seen, vet, candidates, first_from, at_least, (lo, hi))
         if len(patterns) < lo:
             raise PlanError(f"could not draw {lo} compatible patterns for a {kind} scenario")
         if kind == "rest":
@@ -199,8 +305,38 @@ def make_plan(lib: m.Library, dataset: m.Dataset, *, scenarios: int | None = Non
         slots.append(Slot(
             id=f"{dataset.id}-{number:05d}", split=kind, patterns=tuple(patterns), interactions=found,
             situation=_balanced(situations, sit_use, rng), domain=_balanced(domains, dom_use, rng),
-            characters=rng.randint(c_lo, c_hi)))
+            characters=rng.choices(sizes, weights)[0] if sizes else rng.randint(c_lo, c_hi), vetting=verdicts))
     return Plan(dataset.id, dataset.seed, held, tuple(slots))
+
+
+def _choose(drawer: _Drawer, seen: Counter, vet: Vet | None, candidates: list[str], first_from: list[str] | None,
+            at_least: int, size_range: tuple[int, int]) -> tuple[list[str], tuple[Verdict, ...]]:
+    """Draw until a bundle is new (and kept by `vet`); after REDRAWS draws keep the least-repeated
+    kept bundle. Usage and `seen` are updated for the bundle chosen."""
+    best: list[str] | None = None
+    verdicts: list[Verdict] = []
+    wanted = drawer.wanted(size_range)  # kept: redrawing the composition would bias it towards varied bundles
+    for attempt in range(REDRAWS):
+        if attempt >= REDRAWS // 2:  # a composition the candidates can fill only in few ways (held-out sets)
+            wanted = drawer.wanted(size_range)
+        patterns = drawer.draw(candidates, wanted, first_from, at_least, slack=attempt)
+        key = frozenset(patterns)
+        if best is not None and seen[key] >= seen[frozenset(best)]:
+            continue
+        if vet is not None and patterns:
+            verdict = vet(tuple(patterns))
+            verdicts.append(verdict)
+            if not verdict.keep:
+                continue
+        best = patterns
+        if not seen[key]:
+            break
+    if best is None:
+        reasons = "; ".join(sorted({v.reason for v in verdicts}))[:300]
+        raise PlanError(f"every one of {REDRAWS} bundles drawn for a scenario was vetoed ({reasons})")
+    drawer.commit(best)
+    seen[frozenset(best)] += 1
+    return best, tuple(verdicts)
 
 
 def _among(by_first: dict[str, list[m.Interaction]], patterns: list[str]) -> list[m.Interaction]:

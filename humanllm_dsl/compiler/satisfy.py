@@ -36,6 +36,7 @@ def unsatisfiable(dataset: m.Dataset, lib: m.Library) -> list[Problem]:
         problems.append(Problem("patterns", f"a scenario needs at least {low} patterns but at most "
                                 f"{largest_bundle(patterns)} can be combined from the {len(patterns)} available",
                                 "lower the `patterns` range or include more patterns (at most one trait per Big Five dimension)"))
+    problems += _composition(dataset, patterns)
     hold = dataset.hold_out
     if hold.count:
         social = [p for p in patterns if not p.is_trait]
@@ -73,4 +74,26 @@ def unsatisfiable(dataset: m.Dataset, lib: m.Library) -> list[Problem]:
         problems.append(Problem("scenarios", "the specs declare no `situation`", "declare at least one situation"))
     if not (dataset.include_domains or lib.domains):
         problems.append(Problem("scenarios", "the specs declare no `domain`", "declare at least one domain"))
+    return problems
+
+
+def _composition(dataset: m.Dataset, patterns: list[m.Pattern]) -> list[Problem]:
+    """Can the included patterns fill the bundle rules?"""
+    problems = []
+    for rule in dataset.bundle:
+        members = [p for p in patterns if p.family == rule.family]
+        if rule.family == "trait":
+            dims = {p.dimension for p in members}
+            if rule.high > len(dims):
+                problems.append(Problem("bundle", f"a bundle takes up to {rule.high} traits, each from a different Big "
+                                        f"Five dimension, but the included traits cover {len(dims)} dimension"
+                                        f"{'s' if len(dims) != 1 else ''}", "lower the trait count or include more traits"))
+            poles = {p.pole for p in members}
+            for pole, wanted in (("positive", rule.positive), ("negative", None if rule.positive is None else 1 - rule.positive)):
+                if wanted and pole not in poles:
+                    problems.append(Problem("bundle", f"{wanted:.0%} of trait markers should come from the {pole} pole, "
+                                            f"but no included trait has that pole"))
+        elif rule.high > len(members):
+            problems.append(Problem("bundle", f"a bundle takes up to {rule.high} {rule.family} patterns, but only "
+                                    f"{len(members)} are included", f"lower the `{rule.family}` count"))
     return problems

@@ -7,6 +7,7 @@ Fields of blocks keep their source order (the formatter never reorders).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Union
 
 import attrs
@@ -234,7 +235,50 @@ class Split:
     span: Span | None = _span()
 
 
-DatasetField = Union[Default, Describe, Scenarios, Range, Seed, Include, Split]
+@attrs.frozen
+class Percent:
+    """`60%`; the number as written (a Decimal, so it prints back unchanged)."""
+
+    value: Decimal
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class BundleRule:
+    """`trait 3..4, positive 60%` or `social_cognitive 1 in 70% of scenarios`: how many patterns of a
+    family a bundle takes (`low`..`high`), the share of positive-pole traits, and in what share of
+    scenarios the family appears at all (None: every scenario)."""
+
+    family: Name
+    low: int
+    high: int
+    positive: Percent | None = None
+    share: Percent | None = None
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Bundle:
+    rules: tuple[BundleRule, ...]
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class CastWeight:
+    size: int
+    weight: Percent
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Cast:
+    """`cast 2: 30%, 3: 45%, ...`: how many characters a scenario has, and how often."""
+
+    weights: tuple[CastWeight, ...]
+    span: Span | None = _span()
+
+
+DatasetField = Union[Default, Describe, Scenarios, Range, Seed, Include, Split, Bundle, Cast]
 
 
 @attrs.frozen

@@ -21,6 +21,10 @@ def quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+def percent(node: ast.Percent) -> str:
+    return format(node.value, "f") + "%"
+
+
 def can_be_long(value: str) -> bool:
     """Whether `value` survives a round trip through a \"\"\" string unchanged."""
     if '"""' in value or value.endswith('"') or "\\" in value or "\t" in value:
@@ -258,6 +262,23 @@ class _Printer:
         else:
             self._block(node, depth, f"hold_out {node.count}", node.quotas,
                         lambda q, d: self._line(q, d, f"{q.family.value} {q.count}"))
+
+    @field.register
+    def _(self, node: ast.Bundle, depth: int) -> None:
+        self._block(node, depth, "bundle", node.rules, self.field)
+
+    @field.register
+    def _(self, node: ast.BundleRule, depth: int) -> None:
+        text = f"{node.family.value} {node.low}" + (f"..{node.high}" if node.high != node.low else "")
+        if node.positive is not None:
+            text += f", positive {percent(node.positive)}"
+        if node.share is not None:
+            text += f" in {percent(node.share)} of scenarios"
+        self._line(node, depth, text)
+
+    @field.register
+    def _(self, node: ast.Cast, depth: int) -> None:
+        self._line(node, depth, "cast " + ", ".join(f"{w.size}: {percent(w.weight)}" for w in node.weights))
 
     @field.register
     def _(self, node: ast.EvalSize, depth: int) -> None:

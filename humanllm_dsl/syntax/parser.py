@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import re
 import threading
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 
+from lark.lexer import PatternStr
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
 from .diagnostics import Diagnostic, HpatError, did_you_mean
 from .span import Span
 
-# What each terminal means to a person, used in "expected ..." hints.
-KEYWORDS = {
-    "USE", "PATTERN", "FAMILY", "DIMENSION", "POLE", "DEFINITION", "MECHANISM", "MANIFESTATION",
-    "CHECKLIST", "SOURCE", "IN", "TAGS", "INTERACTION", "BECAUSE", "EXPECT", "EXCLUDE",
-    "SITUATION", "DOMAIN", "DESCRIBE", "DATASET", "DEFAULT", "SCENARIOS", "PATTERNS",
-    "CHARACTERS", "TURNS", "SEED", "INCLUDE", "SITUATIONS", "DOMAINS", "ALL", "SPLIT",
-    "HOLD_OUT", "ID_EVAL", "OOD_EVAL",
-}
+# What each terminal that is not a keyword means to a person, used in "expected ..." hints;
+# keywords (terminals that are a literal word) are read from the grammar, see `keywords()`.
 TERMINAL_WORDS = {
     "LBRACE": "`{`",
     "RBRACE": "`}`",
@@ -33,6 +29,7 @@ TERMINAL_WORDS = {
     "DOTDOT": "`..` (as in 2..5)",
     "NAME": "a name (lower-case letters, digits and _, starting with a letter)",
     "INT": "a whole number",
+    "PERCENT": "a percentage (as in 60%)",
     "STRING": 'a string in double quotes',
     "LONG_STRING": 'a """multi-line string"""',
     "$END": "the end of the file",
@@ -40,8 +37,16 @@ TERMINAL_WORDS = {
 TOP_LEVEL = ("use", "pattern", "interaction", "exclude", "situation", "domain", "dataset")
 
 
+@cache
+def keywords() -> frozenset[str]:
+    """The names of the grammar's keyword terminals (`PATTERN: "pattern"`, ...), from the grammar."""
+    lark, _ = _parser()
+    return frozenset(t.name for t in lark.terminals
+                     if isinstance(t.pattern, PatternStr) and re.fullmatch(r"[a-z_]+", t.pattern.value))
+
+
 def describe_terminal(name: str) -> str:
-    if name in KEYWORDS:
+    if name in keywords():
         return f"`{name.lower()}`"
     return TERMINAL_WORDS.get(name, name.lower())
 
@@ -217,6 +222,27 @@ class _ToAst(Transformer):
     def quota(self, c):
         return ast.Quota(self._name(c[0]), int(c[1]), span=self._span(c[0], c[1]))
 
+    def percent(self, c):
+        return ast.Percent(Decimal(str(c[0])[:-1]), span=self._tok_span(c[0]))
+
+    def bundle(self, c):
+        return ast.Bundle(tuple(self._nodes(c)), span=self._span(c[0], c[-1]))
+
+    def bundle_rule(self, c):
+        ints = [int(t) for t in c if isinstance(t, Token) and t.type == "INT"]
+        percents = [x for x in c if isinstance(x, ast.Percent)]
+        has = {t.type for t in c if isinstance(t, Token)}
+        positive = percents.pop(0) if "POSITIVE" in has else None
+        share = percents.pop(0) if "IN" in has else None
+        return ast.BundleRule(self._name(c[0]), ints[0], ints[-1], positive, share, span=self._span(c[0], c[-1]))
+
+    def cast(self, c):
+        weights = tuple(self._nodes(c))
+        return ast.Cast(weights, span=self._span(c[0], weights[-1]))
+
+    def cast_weight(self, c):
+        return ast.CastWeight(int(c[0]), c[2], span=self._span(c[0], c[2]))
+
     def eval_size(self, c):
         return ast.EvalSize(str(c[0]), int(c[1]), span=self._span(c[0], c[1]))
 
@@ -387,8 +413,8 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
                         'close it with " on the same line, or use """...""" for text over several lines')
         word = _word_at(text, pos)
         if word:
-            keywords = sorted(n.lower() for n in expected if n in KEYWORDS)
-            best = did_you_mean(word.lower(), keywords)
+            words = sorted(n.lower() for n in expected if n in keywords())
+            best = did_you_mean(word.lower(), words)
             if best:
                 return diag(f"unknown word `{word}`; did you mean `{best}`?", describe_expected(expected))
             if word != word.lower() and "NAME" in expected:
@@ -408,7 +434,7 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
 
     token = exc.token
     shown = str(token)
-    if token.type in KEYWORDS:
+    if token.type in keywords():
         what = f"keyword `{shown}`"
     elif token.type in ("STRING", "LONG_STRING"):
         what = "string"
@@ -424,8 +450,8 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
             return diag(f"missing `}}`: the `{block[2]}` block opened at line {block[0]} is not closed "
                         f"before this `{shown}`", "add `}` to close the block")
     if token.type == "NAME":
-        keywords = sorted(n.lower() for n in expected if n in KEYWORDS)
-        best = did_you_mean(shown, keywords)
+        words = sorted(n.lower() for n in expected if n in keywords())
+        best = did_you_mean(shown, words)
         if best:
             return diag(f"unknown word `{shown}`; did you mean `{best}`?", describe_expected(expected))
     return diag(f"unexpected {what}", describe_expected(expected))
