@@ -71,10 +71,14 @@ def test_records_are_valid_and_traceable(built, spec):
         assert {p for ps in r["char2pattern"].values() for p in ps} == set(r["patterns"])
         for who, items in r["checklist"].items():
             assert 2 <= len(items) <= 6
-        # offline thoughts come from the spec's own checklist items of the speaker's patterns
-        own = {i.lower().rstrip("?") for p in r["char2pattern"][r["protagonist"]] for i in lib.pattern(p).checklist}
-        thoughts = [t["thought"] for t in r["conversation"] if t["char"] == r["protagonist"]]
-        assert any(any(offline._phrase(i) in th.lower() for i in own) for th in thoughts)
+        # offline thoughts voice the mechanisms of the speaker's patterns, never a checklist item
+        own = {" ".join(mech.text.split()).rstrip(". ").lower()
+               for p in r["char2pattern"][r["protagonist"]] for mech in lib.pattern(p).mechanisms}
+        items = {i.lower().rstrip("?") for p in r["patterns"] for i in lib.pattern(p).checklist}
+        thoughts = [t["thought"].lower() for t in r["conversation"] if t["char"] == r["protagonist"]]
+        assert any(any(text[1:] in th for text in own) for th in thoughts)
+        assert not any(offline._phrase(i) in th for i in items for th in thoughts)
+        assert all({"because", "expect"} <= set(i) for i in r["interactions"])
 
 
 def test_hf_datasetdict_loads(built):

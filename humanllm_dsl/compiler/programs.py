@@ -98,50 +98,75 @@ class Verdict(pydantic.BaseModel):
 
 
 # ---- signatures -------------------------------------------------------------------------
+# Generation programs see a pattern's summary (definition, mechanisms, manifestations), never a
+# checklist of either level: checklists are the judge's rubric (see `pattern_brief`).
+_FEEDBACK = "what was wrong with the previous attempt and how to fix it; empty on the first attempt"
+_SCENARIO_JSON = ("the scenario as JSON: background, characters (about_self, about_others), protagonist, "
+                  "char2pattern, design_analysis, patterns (summaries), interactions (type, direction, because, expect)")
+
+
 class SynthesizeScenario(dspy.Signature):
     """Design a scenario (instructions are rendered from templates/scenario.jinja)."""
 
-    patterns: str = dspy.InputField(desc="the patterns to act out, JSON: id, name, definition, manifestations")
-    interactions: str = dspy.InputField(desc="declared interactions among them, JSON: patterns, type, direction, because, expect")
-    situation: str = dspy.InputField(desc="situation type and what it means")
-    domain: str = dspy.InputField(desc="life domain")
-    character_count: int = dspy.InputField()
-    candidate_names: list[str] = dspy.InputField(desc="names to use, exactly as written")
-    feedback: str = dspy.InputField(desc="why a previous attempt was rejected; empty on the first attempt")
-    design_analysis: str = dspy.OutputField()
-    background: str = dspy.OutputField()
-    characters: list[CharacterProfile] = dspy.OutputField()
-    protagonist: str = dspy.OutputField()
-    char2pattern: dict[str, list[str]] = dspy.OutputField(desc="character name -> pattern ids")
+    patterns: str = dspy.InputField(desc="the patterns to act out, JSON: id, name, kind, definition, "
+                                         "mechanisms (kind: text), manifestations")
+    interactions: str = dspy.InputField(desc="declared interactions among them, JSON: patterns, type, "
+                                             "direction (for modulate: from -> to), because, expect")
+    situation: str = dspy.InputField(desc="the situation type (DIAMONDS taxonomy) and what it means")
+    domain: str = dspy.InputField(desc="the life domain the scenario is set in")
+    character_count: int = dspy.InputField(desc="how many characters the scenario has")
+    candidate_names: list[str] = dspy.InputField(desc="names to choose the characters from, exactly as written")
+    feedback: str = dspy.InputField(desc=_FEEDBACK)
+    design_analysis: str = dspy.OutputField(
+        desc="why these patterns meet here, what triggers each, how each declared interaction plays out and "
+             "between whom, and the expected tendencies of every character, including those without patterns")
+    background: str = dspy.OutputField(
+        desc="what every character knows or can see: time, place, atmosphere, what is happening and what is at "
+             "stake; no dialogue, no secrets, no one's private thoughts")
+    characters: list[CharacterProfile] = dspy.OutputField(
+        desc="one entry per character: name; about_self (identity, personality, past, motivation, what they are "
+             "doing just before the dialogue); about_others (for every other character: what this one knows and "
+             "thinks of them, or that they are strangers)")
+    protagonist: str = dspy.OutputField(desc="the name of the character at the centre of the scenario")
+    char2pattern: dict[str, list[str]] = dspy.OutputField(
+        desc="character name -> the ids of the patterns they carry; every pattern to at least one character, "
+             "the protagonist carries at least one")
 
 
 class SynthesizeConversation(dspy.Signature):
     """Write the conversation (templates/conversation.jinja)."""
 
-    scenario: str = dspy.InputField(desc="JSON: background, characters, protagonist, char2pattern, patterns, design_analysis")
-    min_turns: int = dspy.InputField()
-    max_turns: int = dspy.InputField()
-    feedback: str = dspy.InputField(desc="why a previous attempt was rejected; empty on the first attempt")
-    turns: list[Turn] = dspy.OutputField(desc="each turn: char (exact name) and content with [thought], (action) and speech")
+    scenario: str = dspy.InputField(desc=_SCENARIO_JSON)
+    min_turns: int = dspy.InputField(desc="the fewest turns allowed")
+    max_turns: int = dspy.InputField(desc="the most turns allowed")
+    feedback: str = dspy.InputField(desc=_FEEDBACK)
+    turns: list[Turn] = dspy.OutputField(
+        desc="the conversation in order; each turn: char (the speaker's exact name) and content (the "
+             "[inner thought], (action) and speech of that turn)")
 
 
 class WriteScenarioChecklist(dspy.Signature):
     """Write the scenario-level checklist (templates/checklist.jinja)."""
 
-    scenario: str = dspy.InputField(desc="JSON: background, characters, protagonist, char2pattern, patterns, design_analysis")
-    feedback: str = dspy.InputField(desc="why a previous attempt was rejected; empty on the first attempt")
-    checklist: dict[str, list[str]] = dspy.OutputField(desc="character name -> 2-6 expected behaviours")
+    scenario: str = dspy.InputField(desc=_SCENARIO_JSON)
+    feedback: str = dspy.InputField(desc=_FEEDBACK)
+    checklist: dict[str, list[str]] = dspy.OutputField(
+        desc="for each character who carries patterns, by exact name: 2 to 6 yes/no questions, each about one "
+             "observable behaviour expected in this scenario")
 
 
 class VaryScenario(dspy.Signature):
     """Vary a scenario (templates/variation.jinja)."""
 
-    scenario: str = dspy.InputField(desc="JSON of the scenario and its checklist")
-    feedback: str = dspy.InputField(desc="why a previous attempt was rejected; empty on the first attempt")
-    changed_factors: list[str] = dspy.OutputField()
-    analysis: str = dspy.OutputField(desc="how each character's behaviour shifts")
-    varied_background: str = dspy.OutputField()
-    varied_checklist: dict[str, list[str]] = dspy.OutputField(desc="character name -> 2-6 expected behaviours")
+    scenario: str = dspy.InputField(desc=_SCENARIO_JSON)
+    feedback: str = dspy.InputField(desc=_FEEDBACK)
+    changed_factors: list[str] = dspy.OutputField(desc="the one to three situational factors that change")
+    analysis: str = dspy.OutputField(desc="how and why each character's behaviour shifts under the changes")
+    varied_background: str = dspy.OutputField(
+        desc="the varied scenario's background: what every character knows or can see; no dialogue, no secrets")
+    varied_checklist: dict[str, list[str]] = dspy.OutputField(
+        desc="for each character who carries patterns, by exact name: 2 to 6 yes/no questions about the "
+             "behaviour expected in the varied scenario")
 
 
 class JudgeChecklist(dspy.Signature):
@@ -150,7 +175,7 @@ class JudgeChecklist(dspy.Signature):
     character: str = dspy.InputField(desc="the character whose behaviour is judged")
     transcript: str = dspy.InputField(desc="the conversation; [thoughts] are shown for the judged character only")
     items: list[str] = dspy.InputField(desc="the checklist, numbered from 1")
-    feedback: str = dspy.InputField(desc="why a previous answer was rejected; empty on the first attempt")
+    feedback: str = dspy.InputField(desc=_FEEDBACK)
     verdicts: list[Verdict] = dspy.OutputField(desc="exactly one verdict per item, items 1..N in order")
 
 
@@ -159,8 +184,8 @@ class JudgeHolistic(dspy.Signature):
 
     character: str = dspy.InputField(desc="the character whose performance is rated")
     profile: str = dspy.InputField(desc="who the character is and how they see the others")
-    transcript: str = dspy.InputField()
-    feedback: str = dspy.InputField(desc="why a previous answer was rejected; empty on the first attempt")
+    transcript: str = dspy.InputField(desc="the conversation; [thoughts] are shown for the rated character only")
+    feedback: str = dspy.InputField(desc=_FEEDBACK)
     anthropomorphism: int = dspy.OutputField(desc="0-100: how human-like the thoughts, actions and speech are")
     fidelity: int = dspy.OutputField(desc="0-100: how faithful the performance is to the profile")
     rationale: str = dspy.OutputField(desc="two or three sentences")
@@ -202,9 +227,6 @@ class ScenarioSynthesis(_Program):
 
     signature, template = SynthesizeScenario, "scenario"
 
-    def __init__(self, situations: str = "", domains: str = ""):
-        super().__init__(situations=situations, domains=domains,
-                         interaction_types="reinforce, conflict, modulate")
 
 
 class ConversationSynthesis(_Program):
@@ -243,10 +265,32 @@ class HolisticJudge(_Program):
 
 
 # ---- inputs built from the spec ---------------------------------------------------------
-def pattern_brief(p: m.Pattern) -> dict:
-    return {"id": p.id, "name": p.name, "definition": " ".join(p.definition.split()),
-            "manifestations": list(p.manifestations), "checklist": list(p.checklist)}
+def pattern_brief(p: m.Pattern, *, manifestations: bool = True) -> dict:
+    """What a generation program sees of a pattern: the method's pattern summary (definition, core
+    mechanisms with their kinds, real-world manifestations). Never its checklist: checklists are the
+    judge's rubric, and a generator that saw them would teach the trained model to tick the judge's
+    boxes. `manifestations=False` gives the shorter summary the later stages need (the scenario's
+    design analysis already says how the patterns show here)."""
+    kind = (f"personality trait ({p.dimension.replace('_', ' ')}, {p.pole} pole)" if p.is_trait
+            else "social-cognitive pattern")
+    brief = {"id": p.id, "name": p.name, "kind": kind, "definition": " ".join(p.definition.split()),
+             "mechanisms": [f"{mech.kind}: {' '.join(mech.text.split())}" for mech in p.mechanisms]}
+    if manifestations:
+        brief["manifestations"] = list(p.manifestations)
+    return brief
 
 
 def dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    """Inputs as compact JSON, keys in the order written (so the same input is the same text)."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+SCENARIO_KEYS = ("background", "characters", "protagonist", "char2pattern", "design_analysis")
+
+
+def scenario_context(scenario: dict, patterns: list[m.Pattern], interactions: list[dict]) -> dict:
+    """The `scenario` input of the conversation, checklist and variation programs: the synthesised
+    scenario, the patterns' short summaries and the declared interactions (with because and expect).
+    It holds no checklist of either level."""
+    return ({key: scenario[key] for key in SCENARIO_KEYS}
+            | {"patterns": [pattern_brief(p, manifestations=False) for p in patterns], "interactions": interactions})

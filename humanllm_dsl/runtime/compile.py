@@ -220,11 +220,11 @@ def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, ma
                     transient_retries=usage.transient_retries, cost_usd=round(usage.cost, 6), failures=len(failures))
     write_jsonl(failures_path, sorted(failures.values(), key=lambda r: r["id"]))
     if stage == "export":
-        records = []
+        records, declared = [], ex.declared_interactions(lib)
         for slot in plan.slots:
             parts = [stores[s].get(slot.id) for s in WORK_STAGES]
             if all(parts):
-                records.append(ex.build_record(slot, *parts, lib, manifest["lm"]))
+                records.append(ex.build_record(slot, *parts, lib, manifest["lm"], declared))
         write_jsonl(out / "records.jsonl", records)
         manifest["sft_samples"] = ex.export(out, records, max_tokens=max_tokens)
         manifest["splits"] = {s: sum(r["split"] == s for r in records) for s in m.SPLITS}

@@ -13,23 +13,35 @@ from .channels import split_channels
 from .store import write_json, write_jsonl, write_text
 
 
-def interaction_json(it) -> dict:
-    """A slot's interaction as JSON: patterns, type, and for `modulate` the direction."""
+def declared_interactions(lib: m.Library) -> dict[tuple, m.Interaction]:
+    """The library's interactions by (patterns, type), the key a plan slot's interaction carries."""
+    return {(it.patterns, it.type): it for it in lib.interactions}
+
+
+def interaction_json(it, declared: dict[tuple, m.Interaction] | None = None) -> dict:
+    """A slot's interaction as JSON: patterns, type, for `modulate` the direction, and with
+    `declared` (see `declared_interactions`) the `because` and `expect` the spec gives it."""
     direction = None if it.direction is None else {"from": list(it.direction.sources), "to": list(it.direction.targets)}
-    return {"patterns": list(it.patterns), "type": it.type, "direction": direction}
+    row = {"patterns": list(it.patterns), "type": it.type, "direction": direction}
+    if declared is not None:
+        full = declared[(it.patterns, it.type)]
+        row |= {"because": full.because, "expect": full.expect}
+    return row
 
 
-def build_record(slot, scenario: dict, conversation: dict, checks: dict, lib: m.Library, lm: str) -> dict:
+def build_record(slot, scenario: dict, conversation: dict, checks: dict, varied: dict, lib: m.Library,
+                 lm: str, declared: dict[tuple, m.Interaction] | None = None) -> dict:
     turns = []
     for t in conversation["turns"]:
         ch = split_channels(t["content"])
         turns.append({"char": t["char"], "content": t["content"], "thought": ch.thought,
-                      "action": ch.action, "speech": ch.speech})
-    variation = checks["variation"]
+                      "action": ch.action, "speech": ch.speech,
+                      "segments": [s.as_dict() for s in ch.segments]})
+    variation = varied["variation"]
     return {
         "id": slot.id, "split": slot.split, "patterns": list(slot.patterns),
         "pattern_names": [lib.pattern(p).name for p in slot.patterns],
-        "interactions": [interaction_json(i) for i in slot.interactions],
+        "interactions": [interaction_json(i, declared or declared_interactions(lib)) for i in slot.interactions],
         "situation": slot.situation, "domain": slot.domain,
         "design_analysis": scenario["design_analysis"], "background": scenario["background"],
         "characters": scenario["characters"], "protagonist": scenario["protagonist"],

@@ -2,9 +2,11 @@
 
 It answers every program of `humanllm_dsl.compiler.programs` deterministically from the seed and
 the request (which carries the slot's own patterns, names and situation), and builds its answers
-from the spec's content: thoughts follow the character's checklist items, the design analysis
-quotes the declared interactions, and so on. It speaks the ChatAdapter's `[[ ## field ## ]]`
-format, so its answers pass through the same DSPy adapters and validators as a real LM's.
+from the spec's content: thoughts voice the mechanisms of the character's patterns, the design
+analysis quotes the declared interactions, and so on. Like every generator, it never sees a
+checklist: it writes the scenario-level checklist from the patterns' mechanisms. It speaks the
+ChatAdapter's `[[ ## field ## ]]` format, so its answers pass through the same DSPy adapters and
+validators as a real LM's.
 Everything it writes is placeholder data for running and testing the pipeline, labelled
 `offline` in the manifest and the dataset card.
 """
@@ -42,6 +44,15 @@ def _phrase(item: str) -> str:
     """'Does the character ask X?' -> 'ask X'."""
     text = re.sub(r"^\s*(Does|Do|Is|Has)\s+the\s+character('s)?\s+", "", item.strip(), flags=re.I)
     return text.rstrip("?. ").strip()
+
+
+def _mechanisms(pattern: dict) -> list[str]:
+    """A pattern summary's mechanisms without their kinds: 'cognitive: X' -> 'X'."""
+    return [m.split(": ", 1)[-1].rstrip(". ") for m in pattern.get("mechanisms", [])]
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 class OfflineEngine(Engine):
@@ -154,13 +165,14 @@ def _conversation(inputs: dict, rng: random.Random) -> dict:
         options = [x for x in names if x != speakers[-1] and (i < n - 2 or x != protagonist)]
         speakers.append(rng.choice(options or supporting))
     speakers.append(protagonist)
-    items = {p["id"]: p.get("checklist", []) for p in scenario.get("patterns", [])}
+    reasons = {p["id"]: _mechanisms(p) for p in scenario.get("patterns", [])}
     c2p = scenario.get("char2pattern", {})
     turns = []
     for i, who in enumerate(speakers):
-        own = [item for pid in c2p.get(who, []) for item in items.get(pid, [])]
+        own = [r for pid in c2p.get(who, []) for r in reasons.get(pid, [])]
         other = speakers[i - 1] if i else rng.choice([x for x in names if x != who] or [who])
-        thought = f"I want to {_phrase(rng.choice(own))}." if own else f"Let me see where {other} is going with this."
+        thought = (f"{rng.choice(['It is the same as always:', 'I know how this goes:', 'Again I feel it:'])} "
+                   f"{_lower_first(rng.choice(own))}." if own else f"Let me see where {other} is going with this.")
         speech = rng.choice([
             f"{other}, I hear you, but I see this differently.", f"Let's be honest about what is at stake here, {other}.",
             "I need a moment to think about that.", f"That is not how I remember it, {other}.",
@@ -186,15 +198,16 @@ def _roleplay_turn(system: str, user: str, rng: random.Random) -> str:
     return f"[{thought}] ({rng.choice(ACTIONS)}) {speech}"
 
 
-def _checklist_for(scenario: dict, rng: random.Random, prefix: str = "") -> dict[str, list[str]]:
-    items = {p["id"]: p.get("checklist", []) for p in scenario.get("patterns", [])}
+def _checklist_for(scenario: dict, rng: random.Random, when: str = "in this scene") -> dict[str, list[str]]:
+    """2-4 items per pattern carrier, each asking whether a mechanism of their patterns shows."""
+    reasons = {p["id"]: _mechanisms(p) for p in scenario.get("patterns", [])}
     result = {}
     for who, ids in scenario.get("char2pattern", {}).items():
-        pool = [item for pid in ids for item in items.get(pid, [])]
+        pool = list(dict.fromkeys(r for pid in ids for r in reasons.get(pid, [])))
         chosen = rng.sample(pool, min(len(pool), rng.randint(2, 4)))
         while len(chosen) < 2:
-            chosen.append(pool[0] if pool else "show the pattern")
-        result[who] = [f"{prefix}Does {who} {_phrase(item)} in this scene?" for item in chosen]
+            chosen.append(chosen[0] if chosen else "their motives steer what they do")
+        result[who] = [f"Does {who} act {when} as if {_lower_first(reason)}?" for reason in chosen]
     return result
 
 
@@ -208,7 +221,7 @@ def _variation(inputs: dict, rng: random.Random) -> dict:
     return {"changed_factors": factors,
             "analysis": "With " + "; ".join(factors) + ", each character's patterns show more sharply under the new pressure.",
             "varied_background": f"{scenario.get('background', '')} This time, {'; '.join(factors)}.",
-            "varied_checklist": _checklist_for(scenario, rng, prefix="Now that things have changed: ")}
+            "varied_checklist": _checklist_for(scenario, rng, when="under the changed circumstances")}
 
 
 _IGNORED = frozenset({"character", "characters", "scene", "their", "other", "others", "about", "someone",

@@ -24,19 +24,10 @@ from ..compiler import programs as P
 from ..compiler.plan import Plan, Slot
 from . import validate
 from .calls import CallPolicy, TruncatedOutput, is_transient
-from .export import interaction_json
+from .export import declared_interactions, interaction_json
 from .names import candidate_names
+from .stages import GENERATION_PROGRAMS, STAGES, WORK_STAGES, work_stages  # noqa: F401 - re-exported
 from .store import JsonlStore
-
-STAGES = ("plan", "scenarios", "conversations", "checklists", "export")
-WORK_STAGES = STAGES[1:4]  # the stages that call the LM, each with its file in work/
-
-
-def work_stages(stop: str) -> tuple[str, ...]:
-    """The LM stages a run that stops after `stop` goes through."""
-    return WORK_STAGES[:min(STAGES.index(stop), 3)]
-
-GENERATION_PROGRAMS = ("scenario", "conversation", "checklist", "variation")
 
 
 @attrs.define
@@ -61,9 +52,7 @@ class Programs:
 
     def __init__(self, lib: m.Library, lms: dict[str, dspy.LM] | None = None,
                  replace: dict[str, dspy.Module] | None = None):
-        situations = ", ".join(f"{s.name}: {s.description}" for s in lib.situations)
-        domains = ", ".join(d.name for d in lib.domains)
-        self.scenario = P.ScenarioSynthesis(situations, domains)
+        self.scenario = P.ScenarioSynthesis()
         self.conversation = P.ConversationSynthesis()
         self.checklist = P.ScenarioChecklist()
         self.variation = P.ScenarioVariation()
@@ -89,7 +78,8 @@ class Generator:
         self.by_id = lib.by_id
         self.situations = {s.id: s for s in lib.situations}
         self.domains = {d.id: d for d in lib.domains}
-        self.declared = {(it.patterns, it.type): it for it in lib.interactions}
+        self.declared = declared_interactions(lib)
+        self.vocabulary = validate.Vocabulary.of(lib.patterns)  # what no output may name or label
         self.on_record: Callable[[str], None] = lambda stage: None
         self.reached_lm = False  # a call has come back: from then on, failures are the answer's, not the setup's
 
@@ -107,7 +97,7 @@ class Generator:
                 problems = [f"{exc}; answer more briefly"]
             except (AdapterParseError, ValueError, KeyError, TypeError) as exc:  # an answer in the wrong shape
                 self.reached_lm = True
-                problems = [f"the output could not be parsed: {_short(exc)}"]
+                problems = validate.problems_of(exc)
             except Exception as exc:  # noqa: BLE001 - transient failures the policy gave up on
                 if not _is_lm_error(exc):
                     raise
@@ -123,7 +113,7 @@ class Generator:
                 if not problems:
                     return result
             usage.retries += attempt + 1 < self.max_attempts
-            feedback = "Fix these problems: " + "; ".join(problems)
+            feedback = validate.feedback_for(problems, attempt)
         self.failures.append({"id": slot.id, "stage": stage, "attempts": self.max_attempts,
                               "reason": "; ".join(problems), "usage": usage.as_dict()})
         self.on_record("failures")
@@ -149,43 +139,37 @@ class Generator:
         names = candidate_names(rng, slot.characters + 2)
         situation, domain = self.situations[slot.situation], self.domains[slot.domain]
         inputs = dict(patterns=P.dumps([P.pattern_brief(self.by_id[p]) for p in slot.patterns]),
-                      interactions=P.dumps([self._interaction(i) for i in slot.interactions]),
+                      interactions=P.dumps([interaction_json(i, self.declared) for i in slot.interactions]),
                       situation=f"{situation.name}: {situation.description}",
                       domain=f"{domain.name}: {domain.description}".rstrip(": "),
                       character_count=slot.characters, candidate_names=names)
         result = await self._attempt(slot, "scenarios", self.programs.scenario, inputs,
-                                     lambda o: validate.scenario_problems(o, slot, names), usage)
+                                     lambda o: validate.scenario_problems(o, slot, names, self.vocabulary), usage)
         return None if result is None else {"id": slot.id, **result}
 
     async def conversation(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
-        names = [self.by_id[p].name for p in slot.patterns]
         inputs = dict(scenario=P.dumps(self.scenario_context(slot, scenario)),
                       min_turns=self.dataset.turns[0], max_turns=self.dataset.turns[1])
         result = await self._attempt(slot, "conversations", self.programs.conversation, inputs, lambda o: (
-            validate.conversation_problems(o["turns"], scenario, self.dataset.turns, names)), usage)
+            validate.conversation_problems(o["turns"], scenario, self.dataset.turns, self.vocabulary)), usage)
         return None if result is None else {"id": slot.id, "turns": result["turns"]}
 
     async def checklists(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
-        context = self.scenario_context(slot, scenario)
-        out = await self._attempt(slot, "checklists", self.programs.checklist, dict(scenario=P.dumps(context)),
-                                  lambda o: validate.checklist_problems(o["checklist"], scenario), usage)
-        if out is None:
-            return None
-        varied = {**context, "checklist": out["checklist"]}
-        var = await self._attempt(slot, "checklists", self.programs.variation, dict(scenario=P.dumps(varied)),
-                                  lambda o: validate.checklist_problems(o["varied_checklist"], scenario), usage)
-        return None if var is None else {"id": slot.id, "checklist": out["checklist"], "variation": var}
+        inputs = dict(scenario=P.dumps(self.scenario_context(slot, scenario)))
+        out = await self._attempt(slot, "checklists", self.programs.checklist, inputs,
+                                  lambda o: validate.checklist_problems(o["checklist"], scenario, self.vocabulary), usage)
+        return None if out is None else {"id": slot.id, "checklist": out["checklist"]}
+
+    async def variations(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
+        inputs = dict(scenario=P.dumps(self.scenario_context(slot, scenario)))
+        out = await self._attempt(slot, "variations", self.programs.variation, inputs,
+                                  lambda o: validate.variation_problems(o, scenario, self.vocabulary), usage)
+        return None if out is None else {"id": slot.id, "variation": out}
 
     def scenario_context(self, slot: Slot, scenario: dict) -> dict:
-        return {key: scenario[key] for key in ("background", "characters", "protagonist", "char2pattern",
-                                                "design_analysis")} | {
-            "patterns": [P.pattern_brief(self.by_id[p]) for p in slot.patterns],
-            "interactions": [self._interaction(i) for i in slot.interactions]}
-
-    def _interaction(self, it) -> dict:
-        """The slot's interaction with the rationale and expected behaviour the spec declares."""
-        full = self.declared[(it.patterns, it.type)]
-        return interaction_json(it) | {"because": full.because, "expect": full.expect}
+        """What the later stages see of a scenario: no checklist of either level (see P.pattern_brief)."""
+        return P.scenario_context(scenario, [self.by_id[p] for p in slot.patterns],
+                                  [interaction_json(i, self.declared) for i in slot.interactions])
 
     # -- driving
     def todo(self, stop: str) -> list[Slot]:
@@ -203,10 +187,10 @@ class Generator:
             scenario = self.stores["scenarios"].get(slot.id)
             if stage == "scenarios":
                 result = await self.scenario(slot, usage)
-            elif stage == "conversations":
-                result = await self.conversation(slot, scenario, usage)
             else:
-                result = await self.checklists(slot, scenario, usage)
+                later = {"conversations": self.conversation, "checklists": self.checklists,
+                         "variations": self.variations}
+                result = await later[stage](slot, scenario, usage)
             self.usage.add(usage)
             if result is None:
                 return
