@@ -216,9 +216,7 @@ def conversation_examples(o: OptimizeOptions) -> list:
         for it in record.get("interactions", []):
             full = declared.get((tuple(it["patterns"]), it["type"]))
             interactions.append({**it, "because": getattr(full, "because", ""), "expect": getattr(full, "expect", "")})
-        context = {k: record[k] for k in ("background", "characters", "protagonist", "char2pattern", "design_analysis")
-                   if k in record}
-        context |= {"patterns": [P.pattern_brief(lib.by_id[p]) for p in record["patterns"]], "interactions": interactions}
+        context = P.scenario_context(record, [lib.by_id[p] for p in record["patterns"]], interactions)
         checks = {s.character: [i.text for i in s.items] for s in D.samples_of([record], patterns)}
         out.append(dspy.Example(scenario=P.dumps(context), min_turns=turns_range[0], max_turns=turns_range[1],
                                 feedback="", record=record, checks=checks, turn_range=turns_range,

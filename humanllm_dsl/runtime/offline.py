@@ -89,6 +89,9 @@ class OfflineEngine(Engine):
             if generate is None:
                 raise ValueError(f"the offline engine has no answer for a program with outputs {sorted(fields)}")
             values = generate(inputs, rng)
+            if set(values) != set(fields):
+                raise ValueError(f"the offline engine answered fields {sorted(values)} for a program with outputs "
+                                 f"{sorted(fields)}")
             body = "\n\n".join(f"[[ ## {k} ## ]]\n{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
                                for k, v in values.items()) + "\n\n[[ ## completed ## ]]"
         with self._lock:
@@ -276,11 +279,31 @@ def _holistic(inputs: dict, rng: random.Random) -> dict:
             "rationale": "Offline placeholder rating" + (" (every turn uses all three channels)." if bonus else ".")}
 
 
-GENERATORS = {
-    frozenset({"design_analysis", "background", "characters", "protagonist", "char2pattern"}): _scenario,
-    frozenset({"turns"}): _conversation,
-    frozenset({"checklist"}): _checklist,
-    frozenset({"changed_factors", "analysis", "varied_background", "varied_checklist"}): _variation,
-    frozenset({"verdicts"}): _judge,
-    frozenset({"anthropomorphism", "fidelity", "rationale"}): _holistic,
-}
+def _answers() -> dict:
+    """Each program's Signature -> its answer. The engine recognises a request by the Signature's
+    output fields, taken from the Signature itself, so renaming a field cannot silently break the
+    default LM: an answer whose fields differ from its Signature's is an error (see `complete`)."""
+    from ..compiler import programs as P
+
+    return {P.SynthesizeScenario: _scenario, P.SynthesizeConversation: _conversation,
+            P.WriteScenarioChecklist: _checklist, P.VaryScenario: _variation,
+            P.JudgeChecklist: _judge, P.JudgeHolistic: _holistic}
+
+
+GENERATORS = {frozenset(signature.output_fields): answer for signature, answer in _answers().items()}
+
+
+def _vetting(inputs: dict, rng: random.Random) -> dict:
+    """The bundle screen, deterministic: veto when two trait markers of opposite poles are declared
+    to `conflict` (one character could be asked for opposite dispositions); otherwise keep."""
+    patterns = {p.get("id"): p for p in _json(inputs, "patterns", []) if isinstance(p, dict)}
+    for it in _json(inputs, "interactions", []):
+        ids = [i for i in it.get("patterns", []) if i in patterns]
+        poles = {re.search(r"(\w+) pole", patterns[i].get("kind", "")).group(1)
+                 for i in ids if re.search(r"(\w+) pole", patterns[i].get("kind", ""))}
+        if it.get("type") == "conflict" and len(ids) >= 2 and poles == {"positive", "negative"}:
+            return {"verdict": "veto", "reason": f"{' and '.join(ids)} are opposite-pole traits declared to conflict."}
+    return {"verdict": "keep", "reason": f"No declared conflict between opposite-pole traits among {len(patterns)} patterns."}
+
+
+GENERATORS[frozenset({"verdict", "reason"})] = _vetting
