@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import attrs
 import dspy
 
-from .calls import TruncatedOutput
+from dspy.clients.cache import Cache
+from dspy.utils.exceptions import LMTransportError
+
+from .calls import CallPolicy, TruncatedOutput, UsageMeter
 
 OFFLINE = "offline"
 
@@ -57,28 +61,109 @@ class LMSpec:
         return value
 
 
+class NoAnswer(LMTransportError):
+    """A reply that arrived but carries no answer (`choices: []`, `content: null`): a transport
+    fault, resent like a 502, never shown to the model as a bad answer."""
+
+
+def no_answer(response) -> str | None:
+    """Why a reply that arrived is not an answer (None: it is one). A 200 with `choices: []` or
+    `content: null` is a transport fault, resent like a 502; an empty string is the model's own
+    (empty) answer, a content problem."""
+    data = getattr(response, "provider_data", None)
+    if not isinstance(data, dict) or "choices" not in data:
+        return None
+    choices = data["choices"]
+    if not choices:
+        return "the reply had no choices (`choices: []`)"
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if isinstance(message, dict) and message.get("content") is None and not message.get("tool_calls"):
+        return "the reply's message had no content (`content: null`)"
+    return None
+
+
 class GuardedLM(dspy.LM):
-    """A dspy.LM that raises TruncatedOutput when a program's answer stopped at the token limit.
+    """A dspy.LM that raises TruncatedOutput when a program's answer stopped at the token limit,
+    and NoAnswer (a transient fault) for a reply that carries no answer.
 
     Calls made with an explicit `dspy.lm15.Request` get the Response, whose `finish_reason`
-    the caller reads itself; those are not checked here. `keep_history = False` stops DSPy's
-    history of calls (up to 10,000 prompts and answers held in memory) for long runs.
+    the caller reads itself; those are not checked for truncation here. `keep_history = False`
+    stops DSPy's history of calls (up to 10,000 prompts and answers held in memory) for long runs.
+
+    `policy`: when set (eval, optimize), every call goes through it (limits, transport retries).
+    `meter`: when set, every answer's usage is added to it. An answer read back from the cache
+    counts with the tokens it took to make (DSPy counts it as 0), so a record's usage does not
+    depend on whether a crash made it come from the cache.
     """
 
     keep_history = True
+    policy: CallPolicy | None = None
+    meter: UsageMeter | None = None
+
+    def __call__(self, *args, **kwargs):
+        if self.policy is None:
+            return dspy.LM.__call__(self, *args, **kwargs)
+        return self.policy.run_sync(lambda: dspy.LM.__call__(self, *args, **kwargs))
+
+    async def acall(self, *args, **kwargs):
+        if self.policy is None:
+            return await dspy.LM.acall(self, *args, **kwargs)
+        return await self.policy.run_elsewhere(lambda: dspy.LM.acall(self, *args, **kwargs))
 
     def update_history(self, entry):
-        if entry.get("request") is not None:
-            return super().update_history(entry)
         responses = entry.get("response")
-        for response in responses if isinstance(responses, (list, tuple)) else [responses]:
+        responses = responses if isinstance(responses, (list, tuple)) else [responses]
+        for response in responses:
+            reason = no_answer(response)
+            if reason:
+                raise NoAnswer(reason)
+        if entry.get("request") is not None:
+            self._count(entry, responses)
+            return super().update_history(entry)
+        for response in responses:
             if getattr(response, "finish_reason", None) == "length":
                 raise TruncatedOutput("the answer was cut off at the token limit (finish_reason=length)")
         cost, tracker = entry.get("cost"), dspy.settings.usage_tracker
         if cost and tracker is not None:  # DSPy tracks tokens per call, not the price: add it
             tracker.add_usage(self.model, {"cost": float(cost)})
+        self._count(entry, responses)
         if self.keep_history:
             super().update_history(entry)
+
+    def _count(self, entry: dict, responses) -> None:
+        usage, cached = entry.get("usage") or {}, False
+        if not usage:  # a cache hit: DSPy drops the usage, the stored response still has it
+            from dspy.clients.call_result import usage_dict
+            from dspy.lm15 import Response
+
+            found = [usage_dict(r) for r in responses if isinstance(r, Response)]
+            usage = {k: sum(int(u.get(k) or 0) for u in found) for k in ("prompt_tokens", "completion_tokens")}
+            cached = any(usage.values())
+            tracker = dspy.settings.usage_tracker
+            if cached and tracker is not None:
+                tracker.add_usage(self.model, usage)
+        if self.meter is not None:
+            self.meter.add(usage, entry.get("cost"), cached)
+
+
+class GuardedCache(Cache):
+    """DSPy's response cache, refusing replies that carry no answer: a resend must reach the
+    server, not read back the fault (and an old cache holding one is ignored for that entry)."""
+
+    def get(self, request, ignored_args_for_cache_key=None):
+        value = super().get(request, ignored_args_for_cache_key)
+        return None if _holds_no_answer(value) else value
+
+    def put(self, request, value, ignored_args_for_cache_key=None, enable_memory_cache=True) -> None:
+        if not _holds_no_answer(value):
+            super().put(request, value, ignored_args_for_cache_key, enable_memory_cache)
+
+
+def _holds_no_answer(value) -> bool:
+    if not isinstance(value, dict):
+        return False
+    return any(no_answer(SimpleNamespace(provider_data=r.get("provider_data")))
+               for r in value.get("responses") or () if isinstance(r, dict))
 
 
 def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, cache: bool = True) -> dspy.LM:
@@ -113,5 +198,6 @@ def configure_cache(folder, enabled: bool) -> None:
     """Put DSPy's response cache in `folder` (or turn it off)."""
     if enabled:
         dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=str(folder))
+        dspy.cache.__class__ = GuardedCache  # DSPy builds its own Cache; this only adds the answer check
     else:
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)

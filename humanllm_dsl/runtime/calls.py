@@ -1,18 +1,27 @@
-"""How LM calls are made at scale: a concurrency limit, optional requests- and tokens-per-minute
-limits, a per-call timeout, and retries of transient failures (rate limits, server errors,
-timeouts, dropped connections) with exponential backoff and full jitter that honours a
-server's Retry-After.
+"""How LM calls are made at scale, for every command that calls an LM: a concurrency limit,
+optional requests- and tokens-per-minute limits, a per-call timeout, and retries of transient
+failures (rate limits, server errors, timeouts, dropped connections, and 200s that carry no
+answer: an HTML page, `choices: []`, `content: null`) with exponential backoff and full jitter
+that honours a server's Retry-After.
 
 Output problems (unparseable or invalid answers, truncated output) are not retried here: the
-pipeline retries those with the problems as feedback, so a bad answer is never silently resent.
+caller retries those with the problems as feedback, so a bad answer is never silently resent,
+and a transport retry never reaches the caller as a bad answer.
+
+compile awaits `CallPolicy.run` around each program call; eval and optimize call LMs from
+threads, so their LMs carry the policy (`backends.GuardedLM.policy`) and each request goes
+through `CallPolicy.run_sync`, on the policy's own event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import attrs
@@ -69,9 +78,16 @@ class TokenBucket:
 
 def is_transient(exc: BaseException) -> bool:
     """Failures worth sending the same request again for."""
-    from dspy.utils.exceptions import LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError
+    from dspy.utils.exceptions import (LMProviderError, LMRateLimitError, LMServerError, LMTimeoutError,
+                                       LMTransportError)
 
-    return isinstance(exc, (LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError, asyncio.TimeoutError))
+    if isinstance(exc, (LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError,
+                        asyncio.TimeoutError, TimeoutError)):
+        return True
+    # A reply that is not an answer: a gateway's HTML page behind a 200 (or a 5xx) is a transport
+    # fault; a 4xx (auth, bad request, unknown model) is not.
+    status = getattr(exc, "status", None)
+    return type(exc) is LMProviderError and isinstance(status, int) and (200 <= status < 300 or status >= 500)
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -93,6 +109,15 @@ class CallPolicy:
         self.tokens = TokenBucket(limits.tpm) if limits.tpm else None
         self.transient_retries = 0
         self.in_flight = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._start = threading.Lock()
+
+    def __deepcopy__(self, memo) -> "CallPolicy":
+        return self  # one policy per run: an LM copied by an optimiser shares it
+
+    def __copy__(self) -> "CallPolicy":
+        return self
 
     def delay(self, attempt: int, exc: BaseException) -> float:
         hinted = retry_after(exc)
@@ -124,3 +149,70 @@ class CallPolicy:
                 on_retry()
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
+
+    # -- blocking callers (eval and optimize call LMs from threads)
+    def _background(self) -> asyncio.AbstractEventLoop:
+        with self._start:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="lm-call-policy", daemon=True).start()
+                # abandoned (timed-out) calls keep a thread until their reply comes: leave room for them
+                self._pool = ThreadPoolExecutor(max_workers=2 * self.limits.concurrency + 4,
+                                                thread_name_prefix="lm-call")
+                self._loop = loop
+            return self._loop
+
+    def run_sync(self, fn: Callable[[], T], tokens: int = 0, on_retry: Callable[[], None] | None = None) -> T:
+        """Call the blocking `fn()` within the limits, from any thread; retried like `run`.
+        Each try runs in the caller's context (dspy settings, usage tracking)."""
+        context = contextvars.copy_context()
+        loop = self._background()
+
+        async def once():
+            return await loop.run_in_executor(self._pool, context.copy().run, fn)
+
+        return asyncio.run_coroutine_threadsafe(self.run(once, tokens, on_retry), loop).result()
+
+    async def run_elsewhere(self, make: Callable[[], Awaitable[T]], tokens: int = 0) -> T:
+        """Await `make()` within the limits from an event loop other than the policy's own."""
+        context = contextvars.copy_context()
+        loop = self._background()
+
+        async def once():
+            return await loop.create_task(make(), context=context.copy())
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.run(once, tokens), loop))
+
+    def close(self) -> None:
+        """Stop the background loop of `run_sync` (if it was started)."""
+        with self._start:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._loop = self._pool = None
+
+
+class UsageMeter:
+    """Thread-safe totals of the LM calls of a run: calls, tokens, cost (USD, where known), and
+    answers read back from the cache (their original tokens count too: they are what the answer
+    cost to make)."""
+
+    def __init__(self):
+        self.calls = self.prompt_tokens = self.completion_tokens = self.cached = 0
+        self.cost = 0.0
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo) -> "UsageMeter":
+        return self
+
+    def add(self, usage: dict, cost: float | None = None, cached: bool = False) -> None:
+        with self._lock:
+            self.calls += 1
+            self.cached += cached
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+            self.cost += float(cost or 0.0)
+
+    def as_dict(self) -> dict:
+        return {"calls": self.calls, "cached": self.cached, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cost": round(self.cost, 6)}

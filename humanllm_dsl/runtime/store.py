@@ -4,11 +4,18 @@ fsynced, so a crash loses at most the work in flight and a re-run resumes from w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from ..redact import redact_value
+
+FAILURES = "failures.jsonl"  # rows explaining what failed: their text is redacted before it is written
+TMP_SUFFIX = ".tmp"
 
 
 def dumps(value) -> str:
@@ -39,11 +46,15 @@ class JsonlStore:
     """An append-only file of `{"id": ..., ...}` lines, read back into a dict by id.
     A torn last line (from a kill mid-write: no newline, or not JSON) is ignored, and cut off
     when `repair` is set (only one process may repair: others may be appending to the same
-    file). A damaged line anywhere else raises StoreError."""
+    file). A damaged line anywhere else raises StoreError. A write that fails (a full disk) is
+    undone by the repairing process, so the file ends with whole lines only.
+    Rows of a failures file (`FAILURES`) have their secrets redacted (an error text may quote a key)."""
 
     def __init__(self, path: Path, durable: bool = False, repair: bool = True):
         self.path = path
         self.durable = durable  # fsync every line, not at most once a second
+        self.repair = repair
+        self.redact = path.name == FAILURES
         self.items: dict[str, dict] = {}
         self._file = None
         self._synced = time.monotonic()
@@ -99,11 +110,19 @@ class JsonlStore:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if self.redact:
+            row = redact_value(row)
         data = (dumps(row) + "\n").encode("utf-8")
-        written = os.write(self._file, data)
-        if written != len(data):  # a short write (disk full): finish it, or fail loudly
-            os.write(self._file, data[written:])
-        self.items[row["id"]] = row
+        end = os.lseek(self._file, 0, os.SEEK_END) if self.repair else None
+        try:
+            _write_all(self._file, data)
+        except OSError:
+            if end is not None:  # the only writer: cut the partial line, so the file stays whole lines
+                os.ftruncate(self._file, end)
+            raise
+        # keep the row as a resumed run reads it back (keys sorted): a later stage's prompt, and so
+        # its cache entry and token count, must not depend on whether the row was made in this run
+        self.items[row["id"]] = json.loads(data)
 
     def close(self) -> None:
         if self._file is not None:
@@ -129,28 +148,53 @@ def json_lines(lines, path) -> Iterator[tuple[int, object]]:
             raise JsonFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
+CHUNK = 1 << 20  # bytes gathered before each write of a whole file
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[int]:
+    """A temporary file with a unique name beside `path`, renamed over it when the block ends;
+    on any error (a full disk) it is removed and `path` is left as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        yield fd
+        os.fchmod(fd, 0o644)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+
+
 def write_jsonl(path: Path, rows) -> int:
     """Write a whole file atomically (temp file + rename). Returns the row count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    n, chunk, size = 0, [], 0
+    with _atomic(path) as fd:
         for row in rows:
-            f.write(dumps(row) + "\n")
+            line = (dumps(row) + "\n").encode("utf-8")
+            chunk.append(line)
+            size += len(line)
             n += 1
-    os.replace(tmp, path)
+            if size >= CHUNK:
+                _write_all(fd, b"".join(chunk))
+                chunk, size = [], 0
+        _write_all(fd, b"".join(chunk))
     return n
 
 
 def write_json(path: Path, value, indent: int | None = 2) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=True) + "\n")
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with _atomic(path) as fd:
+        _write_all(fd, text.encode("utf-8"))

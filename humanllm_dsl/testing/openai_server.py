@@ -2,8 +2,8 @@
 
 It answers like the offline engine (so DSPy programs get well-formed answers), after a fixed
 latency, and injects faults at the rates you give it: 429 with Retry-After, 500, a hang past
-the client's timeout, truncated output (finish_reason "length"), malformed field markers and
-empty content. It runs an asyncio loop in a background thread and binds 127.0.0.1 only.
+the client's timeout, truncated output (finish_reason "length"), malformed field markers,
+empty content, and 200s that carry no answer (an HTML page, `choices: []`, `content: null`). It runs an asyncio loop in a background thread and binds 127.0.0.1 only.
 
     with FakeOpenAIServer(latency=0.2, faults=Faults(rate_limit=0.1)) as server:
         lm = dspy.LM("openai/fake", api_base=server.base_url, api_key="test")
@@ -22,7 +22,8 @@ import attrs
 
 from ..runtime.offline import OfflineEngine
 
-FAULT_KINDS = ("rate_limit", "server_error", "timeout", "truncated", "malformed", "empty")
+FAULT_KINDS = ("rate_limit", "server_error", "timeout", "truncated", "malformed", "empty",
+               "html_200", "empty_choices", "null_content")
 
 
 @attrs.frozen
@@ -35,6 +36,9 @@ class Faults:
     truncated: float = 0.0
     malformed: float = 0.0
     empty: float = 0.0
+    html_200: float = 0.0  # a 200 whose body is an HTML page (a proxy's error page)
+    empty_choices: float = 0.0  # a 200 with `choices: []`
+    null_content: float = 0.0  # a 200 whose message content is null
     retry_after: float = 0.05  # seconds, sent with every 429
     hang: float = 30.0  # how long a `timeout` fault holds the request
 
@@ -110,8 +114,9 @@ class FakeOpenAIServer:
                 headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 status, extra, payload = await self._handle(method, path, body)
-                data = json.dumps(payload).encode("utf-8")
-                head_out = [f"HTTP/1.1 {status}", "Content-Type: application/json",
+                raw = isinstance(payload, bytes)
+                data = payload if raw else json.dumps(payload).encode("utf-8")
+                head_out = [f"HTTP/1.1 {status}", f"Content-Type: {'text/html' if raw else 'application/json'}",
                             f"Content-Length: {len(data)}", "Connection: keep-alive", *extra]
                 writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + data)
                 await writer.drain()
@@ -120,7 +125,7 @@ class FakeOpenAIServer:
         finally:
             writer.close()
 
-    async def _handle(self, method: str, path: str, body: bytes) -> tuple[str, list[str], dict]:
+    async def _handle(self, method: str, path: str, body: bytes) -> tuple[str, list[str], dict | bytes]:
         if method != "POST" or not path.endswith("/chat/completions"):
             return "404 Not Found", [], {"error": {"message": f"no route {method} {path}", "type": "not_found"}}
         request = json.loads(body)
@@ -135,6 +140,8 @@ class FakeOpenAIServer:
                     {"error": {"message": "rate limited, slow down", "type": "rate_limit_error", "code": "rate_limit_exceeded"}})
         if fault == "server_error":
             return "500 Internal Server Error", [], {"error": {"message": "the server had an error", "type": "server_error"}}
+        if fault == "html_200":
+            return "200 OK", [], b"<html><body><h1>502 Bad Gateway</h1></body></html>"
         text = self._answer(request)
         finish = "stop"
         if fault == "truncated":
@@ -145,10 +152,12 @@ class FakeOpenAIServer:
             text = ""
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in request.get("messages", [])) // 4
         completion_tokens = len(text) // 4
+        choices = [{"index": 0, "message": {"role": "assistant", "content": None if fault == "null_content" else text},
+                    "finish_reason": finish}]
         return "200 OK", [], {
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": 0,
             "model": request.get("model", "fake"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "choices": [] if fault == "empty_choices" else choices,
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens}}
 
