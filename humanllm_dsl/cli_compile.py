@@ -51,6 +51,9 @@ def add_commands(sub) -> None:
     run.add_argument("--cache-dir", type=Path, metavar="DIR", help="where DSPy caches LM answers (default: DIR/cache)")
     run.add_argument("--no-cache", action="store_true", help="do not cache LM answers")
     run.add_argument("--max-tokens", type=int, metavar="T", help="split SFT samples into windows of about T tokens")
+    run.add_argument("--vet", action="store_true",
+                     help="screen each planned bundle with the BundleVetting program (the method's contradiction "
+                          "screen) and redraw vetoed ones; verdicts go to plan.jsonl and are reused on a re-run")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress display (by default a live bar, or a line every 30 s where stderr is not a terminal)")
     p.set_defaults(func=cmd_compile)
@@ -132,7 +135,7 @@ def _options(args, lib):
         stage=args.stage, max_attempts=args.max_attempts, max_tokens=args.max_tokens,
         progress=None if args.no_progress else "bar" if sys.stderr.isatty() else "log", cache=not args.no_cache,
         cache_dir=args.cache_dir, shard=Shard.parse(args.shard) if args.shard else None,
-        programs=_load_programs(args.program), workers=args.workers)
+        programs=_load_programs(args.program), workers=args.workers, vet=args.vet)
     options.config().check_keys()
     return options
 
@@ -146,6 +149,10 @@ def _print_summary(manifest: dict, args) -> None:
         r = manifest["run"]
         print(f"this run: {r['calls']} LM calls, {r['prompt_tokens']} prompt + {r['completion_tokens']} completion "
               f"tokens" + (f", ${r['cost']:.2f}" if r['cost'] else "") + f", {r['retries']} retries")
+    if args.stage == "plan":
+        from .runtime.composition import summary
+
+        print(summary(manifest["composition"]) + " (the full figures are in manifest.json)")
     if "shard" in manifest:
         i, n = manifest["shard"]
         print(f"shard {i}/{n} done; join all {n} shards with `humanllm merge DIR... -o OUT`")

@@ -294,3 +294,20 @@ def scenario_context(scenario: dict, patterns: list[m.Pattern], interactions: li
     It holds no checklist of either level."""
     return ({key: scenario[key] for key in SCENARIO_KEYS}
             | {"patterns": [pattern_brief(p, manifestations=False) for p in patterns], "interactions": interactions})
+
+
+# ---- bundle vetting (the method's contradiction screen; optional, at plan time) ------------
+class VetBundle(dspy.Signature):
+    """Keep or veto a bundle of patterns (instructions are rendered from templates/vetting.jinja)."""
+
+    patterns: str = dspy.InputField(desc="the bundle's patterns, JSON: id, name, kind, definition, "
+                                         "mechanisms (kind: text), manifestations")
+    interactions: str = dspy.InputField(desc="declared interactions among them, JSON: patterns, type, because")
+    verdict: Literal["keep", "veto"] = dspy.OutputField(desc="`keep` or `veto`")
+    reason: str = dspy.OutputField(desc="one or two sentences naming the patterns that decide it")
+
+
+class BundleVetting(_Program):
+    """patterns, interactions -> verdict (keep or veto), reason."""
+
+    signature, template = VetBundle, "vetting"

@@ -16,6 +16,8 @@ import attrs
 
 from ..compiler import model as m
 from ..compiler.plan import Plan, make_plan
+from ..compiler.satisfy import pool
+from .composition import composition
 from . import export as ex
 from .adapter import FastChatAdapter
 from .backends import OFFLINE, configure_cache, make_lm
@@ -52,6 +54,7 @@ class CompileOptions:
     shard: Shard | None = None
     programs: dict = attrs.Factory(dict)  # name -> folder of a program saved by `optimize` (--program)
     workers: int = 1  # processes generating at once
+    vet: bool = False  # screen each bundle with the BundleVetting program at plan time
 
     def config(self) -> LMConfig:
         config = self.lm_config or LMConfig()
@@ -72,7 +75,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    plan = make_plan(lib, dataset, scenarios=options.scenarios, seed=options.seed)
+    plan = make_plan(lib, dataset, scenarios=options.scenarios, seed=options.seed, vet=_vetter(lib, out, config, options))
     write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
     manifest = base_manifest(lib, dataset, plan, config, options.stage, sorted(options.programs))
     timings = {"plan": time.perf_counter() - started}
@@ -94,6 +97,16 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
     return manifest
 
 
+def _vetter(lib: m.Library, out: Path, config: LMConfig, options: CompileOptions):
+    """The plan's bundle screen with `--vet` (verdicts in an earlier plan.jsonl are reused), else None."""
+    if not options.vet:
+        return None
+    from .vetting import make_vetter, recorded_verdicts
+
+    return make_vetter(lib, make_lm(config.lm, options.seed or 0, cache=options.cache),
+                       recorded_verdicts(out / "plan.jsonl"))
+
+
 def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConfig, stage: str,
                   optimised: list[str] = ()) -> dict:
     return {"dataset": dataset.id, "seed": plan.seed, "scenarios": len(plan.slots), "held_out": list(plan.held_out),
@@ -101,7 +114,8 @@ def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConf
             "stage": stage, "planned_splits": plan.counts(), "splits": {}, "sft_samples": {}, "records": 0,
             "failures": 0, "lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0,
             "transient_retries": 0, "cost_usd": 0.0,
-            "programs": config.models(GENERATION_PROGRAMS), "optimised_programs": list(optimised)}
+            "programs": config.models(GENERATION_PROGRAMS), "optimised_programs": list(optimised),
+            "composition": composition(plan.slots, lib, pool=[p.id for p in pool(dataset, lib)])}
 
 
 @attrs.frozen

@@ -9,6 +9,8 @@ from pathlib import Path
 from ..compiler import model as m
 from ..compiler.plan import Plan
 from . import sft
+from .composition import card_lines, composition
+from .vetting import verdict_json
 from .channels import split_channels
 from .store import write_json, write_jsonl, write_text
 
@@ -121,6 +123,11 @@ def dataset_card(manifest: dict, records: list[dict], lib: m.Library) -> str:
     names = lib.by_id
     lines += ["", "## Held-out patterns (out-of-domain)", ""]
     lines += [f"- `{p}` ({names[p].name}, {names[p].family})" for p in manifest["held_out"]]
+    if "composition" in manifest:
+        lines += ["", "## Composition", "", "Planned (all scenarios, all patterns the dataset may use):", ""]
+        lines += card_lines(manifest["composition"])
+    if records:
+        lines += ["", "Written (records; uses over the patterns they hold):", ""] + card_lines(composition(records, lib))
     lines += ["", "## Interaction types", ""] + [f"- {t}: {n}" for t, n in sorted(types.items())]
     lines += ["", "## Situations", ""] + [f"- {s}: {n}" for s, n in sorted(situations.items())]
     lines += ["", "## Domains", ""] + [f"- {d}: {n}" for d, n in sorted(domains.items())]
@@ -155,4 +162,5 @@ def plan_rows(plan: Plan):
     for s in plan.slots:
         yield {"id": s.id, "split": s.split, "patterns": list(s.patterns),
                "interactions": [interaction_json(i) for i in s.interactions],
-               "situation": s.situation, "domain": s.domain, "characters": s.characters}
+               "situation": s.situation, "domain": s.domain, "characters": s.characters,
+               **({"vetting": [verdict_json(v) for v in s.vetting]} if s.vetting else {})}

@@ -307,3 +307,19 @@ def _vetting(inputs: dict, rng: random.Random) -> dict:
 
 
 GENERATORS[frozenset({"verdict", "reason"})] = _vetting
+
+
+def _vetting(inputs: dict, rng: random.Random) -> dict:
+    """The bundle screen, deterministic: veto when two trait markers of opposite poles are declared
+    to `conflict` (one character could be asked for opposite dispositions); otherwise keep."""
+    patterns = {p.get("id"): p for p in _json(inputs, "patterns", []) if isinstance(p, dict)}
+    for it in _json(inputs, "interactions", []):
+        ids = [i for i in it.get("patterns", []) if i in patterns]
+        poles = {re.search(r"(\w+) pole", patterns[i].get("kind", "")).group(1)
+                 for i in ids if re.search(r"(\w+) pole", patterns[i].get("kind", ""))}
+        if it.get("type") == "conflict" and len(ids) >= 2 and poles == {"positive", "negative"}:
+            return {"verdict": "veto", "reason": f"{' and '.join(ids)} are opposite-pole traits declared to conflict."}
+    return {"verdict": "keep", "reason": f"No declared conflict between opposite-pole traits among {len(patterns)} patterns."}
+
+
+GENERATORS[frozenset({"verdict", "reason"})] = _vetting
