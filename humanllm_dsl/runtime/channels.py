@@ -1,52 +1,110 @@
-"""Splitting a turn into its three channels: [inner thought], (action) and speech."""
+"""A turn as an ordered list of segments: [inner thought], (action) and speech.
+
+The order and separation of the segments is what the characters did: "Fine. (shrugs) Whatever
+you say." is speech, an action, speech; two actions are two actions. `visible` removes the
+thoughts and changes nothing else, so what the others see (SFT user turns, rollouts, judge
+transcripts) is exactly what was said and done.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import attrs
 
+Kind = Literal["thought", "action", "speech"]
 _OPEN = {"[": "]", "(": ")"}
 _CLOSE = {"]": "[", ")": "("}
+_KIND: dict[str, Kind] = {"[": "thought", "(": "action"}
+
+
+@attrs.frozen
+class Segment:
+    kind: Kind
+    text: str  # without its brackets, whitespace normalised
+
+    def render(self) -> str:
+        return {"thought": f"[{self.text}]", "action": f"({self.text})"}.get(self.kind, self.text)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "text": self.text}
 
 
 @attrs.frozen
 class Channels:
-    thought: str
-    action: str
-    speech: str
+    """The segments of a turn in order, and the three channels joined for records."""
+
+    segments: tuple[Segment, ...]
+
+    def _joined(self, kind: Kind) -> str:
+        return " ".join(s.text for s in self.segments if s.kind == kind)
+
+    @property
+    def thought(self) -> str:
+        return self._joined("thought")
+
+    @property
+    def action(self) -> str:
+        return self._joined("action")
+
+    @property
+    def speech(self) -> str:
+        return self._joined("speech")
+
+
+def _bracket_end(content: str, i: int) -> int:
+    """The index of the bracket closing the one at `i` (brackets nested inside count), or
+    len(content) when it is never closed."""
+    stack = []
+    for j in range(i, len(content)):
+        c = content[j]
+        if c in _OPEN:
+            stack.append(_OPEN[c])
+        elif c in _CLOSE and stack and stack[-1] == c:
+            stack.pop()
+            if not stack:
+                return j
+    return len(content)
+
+
+def _spans(content: str) -> list[tuple[Kind, int, int]]:
+    """(kind, start, end) of each top-level piece of `content`, in order, covering all of it;
+    a bracketed piece's span includes its brackets."""
+    out: list[tuple[Kind, int, int]] = []
+    i, text_from, n = 0, 0, len(content)
+    while i < n:
+        if content[i] in _OPEN:
+            if text_from < i:
+                out.append(("speech", text_from, i))
+            j = min(_bracket_end(content, i) + 1, n)
+            out.append((_KIND[content[i]], i, j))
+            i = text_from = j
+        else:
+            i += 1
+    if text_from < n:
+        out.append(("speech", text_from, n))
+    return out
+
+
+def segments(content: str) -> list[Segment]:
+    """Top-level `[...]` is a thought and top-level `(...)` an action; brackets nested inside
+    either stay part of it. An unclosed bracket runs to the end of the turn; a stray closing
+    bracket is kept as text. Everything between them is speech. Empty segments are dropped."""
+    out = []
+    for kind, i, j in _spans(content):
+        piece = content[i:j]
+        if kind != "speech":
+            closed = _bracket_end(content, i) < len(content)
+            piece = piece[1:-1] if closed else piece[1:]
+        text = _clean(piece)
+        if text:
+            out.append(Segment(kind, text))
+    return out
 
 
 def split_channels(content: str) -> Channels:
-    """Top-level `[...]` is thought and top-level `(...)` is action; brackets nested inside
-    either stay part of it. An unclosed bracket runs to the end of the turn; a stray closing
-    bracket is kept as text. Everything else is speech."""
-    thought, action, speech = [], [], []
-    i, n = 0, len(content)
-    while i < n:
-        ch = content[i]
-        if ch in _OPEN:
-            j, stack = i, []
-            while j < n:
-                c = content[j]
-                if c in _OPEN:
-                    stack.append(_OPEN[c])
-                elif c in _CLOSE and stack and stack[-1] == c:
-                    stack.pop()
-                    if not stack:
-                        break
-                j += 1
-            inner = content[i + 1:j]
-            (thought if ch == "[" else action).append(inner.strip())
-            i = j + 1
-            continue
-        speech.append(ch)
-        i += 1
-    return Channels(_join(thought), _join(action), _clean("".join(speech)))
-
-
-def _join(parts: list[str]) -> str:
-    return " ".join(p for p in parts if p)
+    return Channels(tuple(segments(content)))
 
 
 def _clean(text: str) -> str:
@@ -54,7 +112,7 @@ def _clean(text: str) -> str:
 
 
 def visible(content: str) -> str:
-    """The turn as the other characters perceive it: actions and speech, no thoughts."""
-    ch = split_channels(content)
-    parts = ([f"({ch.action})"] if ch.action else []) + ([ch.speech] if ch.speech else [])
-    return " ".join(parts)
+    """The turn as the other characters perceive it: the text with each top-level [thought]
+    removed and nothing else changed (every action and speech in its order and its own
+    brackets), whitespace normalised."""
+    return _clean("".join(" " if kind == "thought" else content[i:j] for kind, i, j in _spans(content)))
