@@ -81,6 +81,12 @@ dataset_fields = st.one_of(
     st.builds(ast.Include, st.sampled_from(["patterns", "situations", "domains"]), st.none() | tup(names, 1)),
     st.builds(ast.Split, tup(split_fields)),
 )
+percents = st.builds(ast.Percent, st.decimals(min_value=0, max_value=1000, places=2, allow_nan=False,
+                                             allow_infinity=False))
+bundle_rules = st.builds(ast.BundleRule, st.sampled_from(["trait", "social_cognitive"]).map(ast.Name) | names,
+                         small, small, st.none() | percents, st.none() | percents)
+dataset_fields = dataset_fields | st.builds(ast.Bundle, tup(bundle_rules)) \
+    | st.builds(ast.Cast, tup(st.builds(ast.CastWeight, small, percents), min_size=1))
 datasets = st.builds(ast.Dataset, names, tup(dataset_fields, max_size=8))
 uses = st.builds(ast.Use, strs)
 items = st.one_of(uses, patterns, interactions, directed, exclusions, situations, domains, datasets)
