@@ -1,0 +1,181 @@
+"""The persisted rows after the plan, as typed classes with one cattrs converter.
+
+A `Record` is one line of `records.jsonl` (and of `splits/<split>.jsonl`): a finished scenario
+with its conversation, checklists and variation. `Usage` is what a work row or failure cost.
+`load_record` turns a JSON object into a Record or raises `RecordError` naming the record and
+the field that is wrong; `dump_record` is its inverse (`dump_record(load_record(d)) == d` for a
+record this tool wrote).
+"""
+
+from __future__ import annotations
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .channels import Segment
+
+
+@attrs.frozen
+class Direction:
+    """For `modulate`: the patterns in `sources` shape how those in `targets` show."""
+
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+
+
+@attrs.frozen
+class InteractionRow:
+    patterns: tuple[str, ...]
+    type: str
+    direction: Direction | None = None
+    because: str = ""
+    expect: str = ""
+
+
+@attrs.frozen
+class Character:
+    name: str
+    about_self: str
+    about_others: dict[str, str] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class Turn:
+    char: str
+    content: str
+    thought: str
+    action: str
+    speech: str
+    segments: tuple[Segment, ...] = ()
+
+
+@attrs.frozen
+class Variation:
+    changed_factors: tuple[str, ...]
+    analysis: str
+    background: str
+    checklist: dict[str, tuple[str, ...]]
+
+
+@attrs.frozen
+class Record:
+    id: str
+    split: str
+    patterns: tuple[str, ...]
+    pattern_names: tuple[str, ...]
+    interactions: tuple[InteractionRow, ...]
+    situation: str
+    domain: str
+    design_analysis: str
+    background: str
+    characters: tuple[Character, ...]
+    protagonist: str
+    char2pattern: dict[str, tuple[str, ...]]
+    conversation: tuple[Turn, ...]
+    checklist: dict[str, tuple[str, ...]]
+    variation: Variation
+    lm: str
+
+    def character(self, name: str) -> Character:
+        return next(c for c in self.characters if c.name == name)
+
+
+@attrs.define
+class Usage:
+    """What producing one row cost, wasted calls included."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
+    cost: float = 0.0  # USD, where the provider's prices are known
+    transient_retries: int = 0  # sends repeated after a rate limit, server error or timeout
+
+    def add(self, other: "Usage") -> None:
+        for field in attrs.fields(Usage):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+    def as_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+def _strict_str(value, _type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, found {type(value).__name__}")
+    return value
+
+
+def _is_tuple(type_) -> bool:
+    return getattr(type_, "__origin__", None) is tuple
+
+
+def _strict_tuple(converter: cattrs.Converter):
+    """Lists only: a string where a list belongs is an error, not a list of its characters."""
+    base = converter.get_structure_hook(tuple[str, ...])  # the generic tuple hook
+
+    def structure(value, type_):
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list, found {type(value).__name__}")
+        return base(value, type_)
+    return structure
+
+
+def _strict_dict(value, type_):
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, found {type(value).__name__}")
+    key_type, value_type = type_.__args__
+    return {converter.structure(k, key_type): converter.structure(v, value_type) for k, v in value.items()}
+
+
+def _objects_only(cls, conv: cattrs.Converter, **overrides):
+    """Classes come from JSON objects: anything else is an error about the field, not a traceback."""
+    generated = make_dict_structure_fn(cls, conv, **overrides)
+
+    def structure(value, type_):
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, found {type(value).__name__}")
+        return generated(value, type_)
+    return structure
+
+
+def _describe(exc: BaseException, type_) -> str:
+    if isinstance(exc, KeyError):
+        return "a required field is missing"
+    if isinstance(exc, TypeError | ValueError) and str(exc).startswith("expected"):
+        return str(exc)
+    return f"not a valid {getattr(type_, '__name__', type_)}"
+
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+converter.register_structure_hook_factory(lambda t: attrs.has(t) and t is not Direction, _objects_only)
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook_func(_is_tuple, _strict_tuple(converter))
+converter.register_structure_hook_func(lambda t: getattr(t, "__origin__", None) is dict, _strict_dict)
+converter.register_unstructure_hook(
+    Direction, make_dict_unstructure_fn(Direction, converter, sources=override(rename="from"),
+                                        targets=override(rename="to")))
+converter.register_structure_hook(
+    Direction, _objects_only(Direction, converter, sources=override(rename="from"), targets=override(rename="to")))
+
+
+class RecordError(ValueError):
+    """A record that does not have the shape of one; the message names the record and field."""
+
+
+def load_record(data: object, where: str = "") -> Record:
+    """A Record from a JSON object; RecordError (naming `where`, the id and the fields) if malformed."""
+    label = f"{where}: " if where else ""
+    if not isinstance(data, dict):
+        raise RecordError(f"{label}expected a JSON object, found {type(data).__name__}")
+    label += f"record `{data.get('id', '?')}`: "
+    try:
+        return converter.structure(data, Record)
+    except cattrs.BaseValidationError as exc:
+        problems = [p.replace(" @ $.", " at ").replace(" @ $", "")
+                    for p in cattrs.transform_error(exc, format_exception=_describe)]
+        raise RecordError(label + "; ".join(problems[:5])) from None
+
+
+def dump_record(record: Record) -> dict:
+    return converter.unstructure(record)
