@@ -16,8 +16,11 @@ conversations instead of a model's rollouts.
 Writes into DIR: results.json (IPE, MPD: mean and std over runs; holistic scores; breakdowns per
 split, pattern, family and interaction type), rollouts.jsonl, verdicts.jsonl and holistic.jsonl
 (appended as they finish: re-running the same command resumes), scores.csv (per-sample scores
-for `humanllm align --judge`), report.html and plots/. See docs/evaluation.md.
-Exit codes: 0 ok, 1 bad input data, 2 usage error."""
+for `humanllm align --judge`), report.html and plots/, and cache/ (LM answers; --no-cache,
+--cache-dir). LM calls go through the policy `humanllm compile` uses: --concurrency, --rpm, --tpm,
+--timeout; rate limits, server errors, timeouts and replies without an answer are resent with
+backoff (honouring Retry-After) and never count as a bad answer. See docs/evaluation.md.
+Exit codes: 0 ok, 1 bad input data (also: the chosen splits hold no samples), 2 usage error."""
 
 ALIGN_EPILOG = """\
 Both CSV files have a header row with the columns sample_id,metric,score (other columns are
@@ -39,6 +42,7 @@ The optimised program is saved to -o DIR (meta.json + program.json); load it wit
 
 def add_commands(sub) -> None:
     from .evaluate.data import SPLIT_CHOICES  # light: names only
+    from .evaluate.scores import IPE_AVERAGES
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -67,13 +71,16 @@ def add_commands(sub) -> None:
     p.add_argument("--max-attempts", type=int, default=3, metavar="N",
                    help="judge tries per verdict set before it is recorded as failed (default 3)")
     p.add_argument("--max-tokens", type=int, default=300, metavar="T", help="cap on each generated turn (default 300)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="concurrent LM calls (default 1)")
+    add_call_options(p)
+    p.add_argument("--ipe-average", default="pooled", choices=IPE_AVERAGES,
+                   help="how a character's IPE averages its patterns' items: pooled (all items in one mean, "
+                        "the default) or pattern (the mean of each pattern's item mean); in results.json")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N samples (a quick look)")
     p.add_argument("--examples", type=int, default=3, metavar="N", help="example transcripts in the report (default 3)")
     p.add_argument("--no-holistic", action="store_true", help="skip the holistic judge")
     p.add_argument("--no-report", action="store_true", help="skip report.html and the plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, out_kind="eval")  # cli.main claims -o (runtime/outdir.py)
 
     p = sub.add_parser(
         "align", help="agreement between human and judge scores", formatter_class=fmt,
@@ -115,7 +122,32 @@ def add_commands(sub) -> None:
     p.add_argument("--budget", default="light", choices=["light", "medium", "heavy"],
                    help="MIPROv2 / GEPA search budget (default light)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_optimize)
+    add_call_options(p)
+    p.set_defaults(func=cmd_optimize, out_kind="program")
+
+
+def add_call_options(p) -> None:
+    """The LM-call options, named and meant as in `humanllm compile`."""
+    calls = p.add_argument_group("LM calls")
+    calls.add_argument("--concurrency", "--workers", dest="concurrency", type=int, default=8, metavar="N",
+                       help="LM calls in flight at once (default 8)")
+    calls.add_argument("--rpm", type=float, metavar="N", help="at most N requests per minute")
+    calls.add_argument("--tpm", type=float, metavar="N", help="at most about N tokens per minute")
+    calls.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                       help="seconds before a call is abandoned and resent (default 120)")
+    calls.add_argument("--cache-dir", type=Path, metavar="DIR", help="where LM answers are cached (default: OUT/cache)")
+    calls.add_argument("--no-cache", action="store_true", help="do not cache LM answers (ask the model afresh)")
+
+
+def call_option_problem(args) -> str | None:
+    """What is wrong with the LM-call options, if anything."""
+    if args.concurrency < 1:
+        return "--concurrency must be at least 1"
+    for flag in ("rpm", "tpm", "timeout"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            return f"--{flag} must be positive"
+    return None
 
 
 def _error(command: str, message: str, code: int) -> int:
@@ -130,10 +162,12 @@ def cmd_eval(args) -> int:
     from .evaluate.run import EvalOptions, EvalUsageError, evaluate
 
     for flag, value, low in (("--runs", args.runs, 1), ("--max-attempts", args.max_attempts, 1),
-                             ("--workers", args.workers, 1), ("--max-tokens", args.max_tokens, 1),
-                             ("--examples", args.examples, 0)):
+                             ("--max-tokens", args.max_tokens, 1), ("--examples", args.examples, 0)):
         if value < low:
             return _error("eval", f"{flag} must be at least {low}", EXIT_USAGE)
+    problem = call_option_problem(args)
+    if problem:
+        return _error("eval", problem, EXIT_USAGE)
     if args.limit is not None and args.limit < 1:
         return _error("eval", "--limit must be at least 1", EXIT_USAGE)
     if not args.build.is_dir():
@@ -141,9 +175,11 @@ def cmd_eval(args) -> int:
     options = EvalOptions(
         build=args.build, out=args.out, model=args.model, judge=args.judge, split=args.split, runs=args.runs,
         api_base=args.api_base, judge_api_base=args.judge_api_base, seed=args.seed, max_attempts=args.max_attempts,
-        max_tokens=args.max_tokens, workers=args.workers, limit=args.limit, holistic=not args.no_holistic,
-        programs=tuple(args.program), progress=not args.no_progress and sys.stderr.isatty(),
-        report=not args.no_report, examples=args.examples)
+        max_tokens=args.max_tokens, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout,
+        limit=args.limit, holistic=not args.no_holistic, programs=tuple(args.program),
+        progress=None if args.no_progress else "bar" if sys.stderr.isatty() else "log",
+        report=not args.no_report, examples=args.examples, cache=not args.no_cache, cache_dir=args.cache_dir,
+        ipe_average=args.ipe_average)
     try:
         results = evaluate(options)
     except EvalDataError as exc:
@@ -205,13 +241,18 @@ def cmd_optimize(args) -> int:
         return _error("optimize", "--limit must be at least 2", EXIT_USAGE)
     if not 0 < args.val_fraction < 1:
         return _error("optimize", "--val-fraction must be between 0 and 1", EXIT_USAGE)
+    problem = call_option_problem(args)
+    if problem:
+        return _error("optimize", problem, EXIT_USAGE)
     if args.target in ("judge", "holistic") and args.human is None:
         return _error("optimize", f"the {args.target} target needs --human HUMAN.csv", EXIT_USAGE)
     options = OptimizeOptions(
         target=args.target, build=args.build, out=args.out, optimizer=args.optimizer, human=args.human,
         rollouts=args.rollouts, lm=args.lm, judge=args.judge, reflection_lm=args.reflection_lm,
         api_base=args.api_base, specs=tuple(args.specs), split=args.split, limit=args.limit,
-        val_fraction=args.val_fraction, max_demos=args.max_demos, budget=args.budget, seed=args.seed)
+        val_fraction=args.val_fraction, max_demos=args.max_demos, budget=args.budget, seed=args.seed,
+        concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout, cache=not args.no_cache,
+        cache_dir=args.cache_dir)
     try:
         summary = optimize(options)
     except (EvalDataError, OptimizeError) as exc:

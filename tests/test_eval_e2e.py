@@ -96,17 +96,20 @@ def test_reference_conversations_score_higher_than_generic_rollouts(build, tmp_p
     assert ref["judge"]["evidence_grounded"] == 1.0
 
 
-def test_empty_split_is_fine(build, tmp_path):
+def test_splits_without_samples_exit_1_naming_them_and_how_to_get_samples(build, tmp_path, capsys):
     import shutil
 
     copy = tmp_path / "build"
     shutil.copytree(build / "splits", copy / "splits")
     shutil.copy(build / "patterns.json", copy / "patterns.json")
     (copy / "splits" / "mixed_eval.jsonl").write_text("")
-    assert main(eval_args(copy, tmp_path / "ev", "--split", "mixed_eval")) == 0
-    results = json.loads((tmp_path / "ev" / "results.json").read_text())
-    assert results["samples"] == 0 and results["IPE"] == {"mean": None, "std": None, "runs": [], "n": 0}
-    assert (tmp_path / "ev" / "report.html").exists()
+    (copy / "splits" / "ood_eval.jsonl").unlink()
+    assert main(eval_args(copy, tmp_path / "ev", "--split", "mixed_eval")) == 1
+    err = capsys.readouterr().err
+    assert "mixed_eval: no records" in err and "split {" in err and "--split" in err
+    assert not (tmp_path / "ev" / "results.json").exists()  # nothing judged, nothing claimed
+    assert main(eval_args(copy, tmp_path / "ev2", "--split", "ood_eval")) == 1
+    assert "ood_eval: no file" in capsys.readouterr().err
 
 
 def test_another_model_into_the_same_folder_is_refused(build, tmp_path, capsys):

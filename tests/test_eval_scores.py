@@ -124,3 +124,17 @@ def test_flipping_every_verdict_negates_the_score(samples):
     flipped = [scored(f"s{i}", 1, mpd=[-x for x in m]) for i, m in enumerate(samples)]
     a, b = S.summary(rows, [1])["MPD"]["mean"], S.summary(flipped, [1])["MPD"]["mean"]
     assert math.isclose(a, -b, abs_tol=1e-9)
+
+
+def test_ipe_per_pattern_averaging_weighs_each_pattern_equally():
+    from humanllm_dsl.evaluate.scores import Scored, sample_score, summary
+
+    # pattern a: 4 items all +1; pattern b: 1 item -1
+    s = Scored("r/x", 1, patterns=("a", "b"), ipe=(("a", 1), ("a", 1), ("a", 1), ("a", 1), ("b", -1)), mpd=(0,))
+    assert sample_score(s, "IPE") == pytest.approx(3 / 5)  # pooled: items of all patterns in one mean
+    assert sample_score(s, "IPE", average="pattern") == pytest.approx(0.0)  # (1 + -1) / 2
+    assert sample_score(s, "MPD", average="pattern") == sample_score(s, "MPD") == 0.0
+    assert summary([s], [1], "pattern")["IPE"]["mean"] == pytest.approx(0.0)
+    assert summary([s], [1])["IPE"]["mean"] == pytest.approx(60.0)
+    with pytest.raises(ValueError, match="pooled, pattern"):
+        sample_score(s, "IPE", average="median")

@@ -185,7 +185,13 @@ def attempt(call: Callable[[str, dict], object], check: Callable[[object], dict]
         max_attempts: tries before the failure is recorded.
     Returns:
         `{"status": "ok", "attempts": k, **fields}` or `{"status": "failed", "attempts": k, "reason": ...}`.
+
+    Transport faults (rate limits, server errors, timeouts, replies without an answer) are resent
+    below this loop by the run's call policy; one that outlasts those resends fails the verdict
+    set at once, with no feedback: it says nothing about the answer (a re-run tries it again).
     """
+    from ..runtime.calls import is_transient
+
     feedback, reason = "", ""
     errors = call_errors()
     for k in range(1, max_attempts + 1):
@@ -195,6 +201,9 @@ def attempt(call: Callable[[str, dict], object], check: Callable[[object], dict]
         except VerdictError as exc:
             reason = str(exc)
         except errors as exc:
+            if is_transient(exc):
+                return {"status": "failed", "attempts": k, "transport": True,
+                        "reason": f"the LM call failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
             raw = _raw_answer(exc)
             if rescue is not None and raw:
                 try:

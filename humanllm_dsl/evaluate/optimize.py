@@ -45,6 +45,12 @@ class OptimizeOptions:
     max_demos: int = 4
     budget: str = "light"
     seed: int = 0
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = 120.0
+    cache: bool = True
+    cache_dir: Path | None = None  # default: OUT/cache
 
 
 # ---- metrics ------------------------------------------------------------------------------
@@ -384,7 +390,9 @@ def optimize(o: OptimizeOptions) -> dict:
     import dspy
 
     from ..compiler.saved_programs import save_program
-    from .lms import make_lm
+    from ..runtime.backends import configure_cache
+    from ..runtime.calls import CallPolicy, Limits, UsageMeter
+    from .lms import OFFLINE, make_lm
 
     if o.target not in TARGET_REGISTRY:
         raise OptimizeError(f"unknown target `{o.target}` (one of: {', '.join(TARGETS)})")
@@ -396,17 +404,34 @@ def optimize(o: OptimizeOptions) -> dict:
         raise OptimizeError(f"only {len(examples)} usable example(s) for `{o.target}`: need at least 2 "
                             f"(check that the sample ids match RECORD_ID/CHARACTER in {o.build})", data=True)
     train, val = split_examples(examples, o.val_fraction, o.seed)
-    lm = make_lm(o.lm, o.seed, o.api_base)
-    judge_lm = lm if o.judge == o.lm else make_lm(o.judge, o.seed, o.api_base)
-    reflection = lm if not o.reflection_lm else make_lm(o.reflection_lm, o.seed, o.api_base)
+    try:
+        policy = CallPolicy(Limits(concurrency=o.concurrency, rpm=o.rpm, tpm=o.tpm, timeout=o.timeout))
+    except ValueError as exc:
+        raise OptimizeError(str(exc)) from None
+    meter = UsageMeter()
+    if {o.lm, o.judge, o.reflection_lm or o.lm} != {OFFLINE}:
+        configure_cache(o.cache_dir or o.out / "cache", o.cache)
+
+    def build(spec: str):  # every LM call goes through the run's policy (limits, transport resends)
+        made = make_lm(spec, o.seed, o.api_base)
+        made.policy, made.meter = policy, meter
+        return made
+
+    lm = build(o.lm)
+    judge_lm = lm if o.judge == o.lm else build(o.judge)
+    reflection = lm if not o.reflection_lm else build(o.reflection_lm)
     metric = target.metric(judge_lm)
     program = target.program()
-    with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
-        baseline = score(program, val, metric)
-        optimizer = OPTIMIZER_REGISTRY[o.optimizer](metric, o, lm, reflection)
-        optimized = optimizer.compile(program, trainset=train, **COMPILE_ARGS[o.optimizer](val))
-        after = score(optimized, val, metric)
+    try:
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
+            baseline = score(program, val, metric)
+            optimizer = OPTIMIZER_REGISTRY[o.optimizer](metric, o, lm, reflection)
+            optimized = optimizer.compile(program, trainset=train, **COMPILE_ARGS[o.optimizer](val))
+            after = score(optimized, val, metric)
+    finally:
+        policy.close()
     summary = {"target": o.target, "optimizer": o.optimizer, "train": len(train), "val": len(val),
-               "baseline": baseline, "optimized": after, "lm": o.lm, "judge": o.judge, "build": str(o.build)}
+               "baseline": baseline, "optimized": after, "lm": o.lm, "judge": o.judge, "build": str(o.build),
+               "usage": {**meter.as_dict(), "transient_retries": policy.transient_retries}}
     save_program(optimized, o.target, o.out, extra={"optimization": summary})
     return {**summary, "path": str(o.out)}

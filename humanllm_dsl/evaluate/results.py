@@ -41,7 +41,7 @@ def scored_of(sample: D.Sample, row: dict) -> S.Scored:
     return S.Scored(sample.id, row["run"], sample.split, sample.patterns, types, tuple(ipe), tuple(mpd))
 
 
-def build_results(o, splits, samples, patterns, stores, seconds: float) -> dict:
+def build_results(o, splits, samples, patterns, stores, seconds: float, usage: dict | None = None) -> dict:
     """results.json: IPE and MPD (mean, std, per-run values, n), holistic scores, breakdowns,
     and the counts behind them.
 
@@ -52,6 +52,7 @@ def build_results(o, splits, samples, patterns, stores, seconds: float) -> dict:
         patterns: `patterns.json` of the build.
         stores: the run's stores.
         seconds: wall time of this invocation.
+        usage: this invocation's LM calls (calls, tokens, cost, answers from the cache, resends).
     """
     runs = list(range(1, o.runs + 1))
     rows = judged_rows(stores["verdicts"], samples, o.runs)
@@ -63,11 +64,12 @@ def build_results(o, splits, samples, patterns, stores, seconds: float) -> dict:
     turns = [t for s in samples if s.id in rollouts for t in rollouts.get(s.id)["turns"] if t["generated"]]
     grounded = [row.get("grounded", [0, 0]) for _, row in ok]
     quoted = sum(n for _, n in grounded)
-    top = S.summary(scored, runs)
+    top = S.summary(scored, runs, o.ipe_average)
     return {
         "IPE": top["IPE"], "MPD": top["MPD"],
         "holistic": S.holistic_summary(rated, runs) if o.holistic else None,
-        "breakdowns": S.breakdowns(scored, runs, patterns),
+        "breakdowns": S.breakdowns(scored, runs, patterns, o.ipe_average),
+        "ipe_average": o.ipe_average,
         "model": o.model, "judge_model": o.judge, "build": str(o.build), "splits": list(splits), "runs": o.runs,
         "offline": {"model": o.model == OFFLINE, "judge": o.judge == OFFLINE},
         "samples": len(samples),
@@ -82,10 +84,11 @@ def build_results(o, splits, samples, patterns, stores, seconds: float) -> dict:
                   "holistic_failed": len(holistic) - len(rated)},
         "programs": [str(p) for p in o.programs],
         "seconds": round(seconds, 2),
+        "usage": usage or {},
     }
 
 
-def write_scores_csv(path: Path, samples, stores, runs: int) -> None:
+def write_scores_csv(path: Path, samples, stores, runs: int, ipe_average: str = "pooled") -> None:
     """Per-sample judge scores (`sample_id,metric,score`), the `--judge` file of `humanllm align`:
     IPE and MPD in [-100, 100] and the holistic ratings in [0, 100], each averaged over runs.
 
@@ -94,9 +97,10 @@ def write_scores_csv(path: Path, samples, stores, runs: int) -> None:
         samples: the evaluated samples.
         stores: the run's stores.
         runs: the number of judge runs.
+        ipe_average: how IPE averages over a character's patterns (`scores.sample_score`).
     """
     means = S.per_sample_means([scored_of(s, row) for s, row in judged_rows(stores["verdicts"], samples, runs)
-                                if row["status"] == "ok"])
+                                if row["status"] == "ok"], ipe_average)
     hol: dict[str, dict[str, list[int]]] = {}
     for _, row in judged_rows(stores["holistic"], samples, runs):
         if row["status"] == "ok":

@@ -49,13 +49,26 @@ class EvalOptions:
     seed: int = 0
     max_attempts: int = 3
     max_tokens: int | None = 300
-    workers: int = 1
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = 120.0
+    max_retries: int = 6
     limit: int | None = None
     holistic: bool = True
     programs: tuple[Path, ...] = ()
-    progress: bool = False
+    progress: str | None = None  # "bar", "log" (a line every 30 s) or None
     report: bool = True
     examples: int = 3
+    cache: bool = True
+    cache_dir: Path | None = None  # default: OUT/cache
+    ipe_average: str = "pooled"  # or "pattern": see scores.sample_score
+
+    def limits(self):
+        from ..runtime.calls import Limits
+
+        return Limits(concurrency=self.concurrency, rpm=self.rpm, tpm=self.tpm, timeout=self.timeout,
+                      max_retries=self.max_retries)
 
 
 def _identity(o: EvalOptions) -> dict:
@@ -121,31 +134,17 @@ def _parallel(fn: Callable, jobs: list, workers: int, done: Callable[[object], N
             done(future.result())
 
 
-class _Bar:
-    """A rich progress bar, or nothing."""
-
-    def __init__(self, enabled: bool):
-        self.progress = None
-        if enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-            self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn())
-
-    def __enter__(self):
-        if self.progress:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.__exit__(*exc)
-
-    def task(self, name: str, total: int, completed: int) -> Callable[[], None]:
-        if not self.progress:
-            return lambda: None
-        task = self.progress.add_task(name, total=total, completed=completed)
-        return lambda: self.progress.advance(task)
+def no_samples_message(build: Path, splits: tuple[str, ...]) -> str:
+    """Why an evaluation has nothing to judge, and how to get samples."""
+    counts = []
+    for split in splits:
+        path = build / "splits" / f"{split}.jsonl"
+        records = len(D.read_jsonl(path)) if path.exists() else 0
+        counts.append(f"{split}: " + ("no file" if not path.exists() else "no records" if not records
+                                      else f"{records} records, no character carrying a pattern"))
+    return (f"{build}: {'the chosen splits hold' if len(splits) > 1 else 'the chosen split holds'} no samples ({'; '.join(counts)}); "
+            "compile a dataset whose evaluation splits get scenarios (`split { id_eval N ood_eval N }` in the "
+            "dataset, or more `--scenarios`), or choose another --split")
 
 
 def evaluate(o: EvalOptions) -> dict:
@@ -156,13 +155,25 @@ def evaluate(o: EvalOptions) -> dict:
     """
     import dspy
 
-    from .lms import make_lm
+    from ..runtime.backends import configure_cache
+    from ..runtime.calls import CallPolicy, UsageMeter
+    from ..runtime.progress import Progress
+    from .lms import OFFLINE, make_lm
+    from .scores import IPE_AVERAGES
 
     if o.runs < 1:
         raise EvalUsageError("--runs must be at least 1")
+    if o.ipe_average not in IPE_AVERAGES:
+        raise EvalUsageError(f"--ipe-average must be one of {', '.join(IPE_AVERAGES)}, not `{o.ipe_average}`")
+    try:
+        limits = o.limits()
+    except ValueError as exc:
+        raise EvalUsageError(str(exc)) from None
     splits = D.splits_for(o.split)
     patterns = D.load_patterns(o.build)
     samples = D.samples_of(D.load_records(o.build, splits), patterns)
+    if not samples:
+        raise D.EvalDataError(no_samples_message(o.build, splits))
     if o.limit is not None:
         samples = samples[:o.limit]
     judges = load_judges(o.programs)
@@ -171,29 +182,54 @@ def evaluate(o: EvalOptions) -> dict:
     started = time.perf_counter()
     stores = {name: JsonlStore(o.out / f"{name}.jsonl") for name in ("rollouts", "verdicts", "holistic", "failures")}
     adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    policy, meter = CallPolicy(limits), UsageMeter()
+    if {o.model, o.judge} - {OFFLINE, REFERENCE}:
+        configure_cache(o.cache_dir or o.out / "cache", o.cache)
     try:
-        judge_lm = make_lm(o.judge, o.seed, o.judge_api_base)
+        judge_lm = _through(make_lm(o.judge, o.seed, o.judge_api_base), policy, meter)
         model_lm = None if o.model == REFERENCE else (judge_lm if (o.model, o.api_base) == (o.judge, o.judge_api_base)
-                                                      else make_lm(o.model, o.seed, o.api_base, o.max_tokens))
-        with _Bar(o.progress) as bar:
-            _rollouts(o, samples, stores, model_lm, bar, adapter)
-            _judge_all(o, samples, stores, judges, judge_lm, bar, adapter)
+                                                      else _through(make_lm(o.model, o.seed, o.api_base, o.max_tokens),
+                                                                    policy, meter))
+        kinds = ("rollouts", "judge") + (("holistic",) if o.holistic else ())
+        totals = {"rollouts": len(samples), "judge": len(samples) * o.runs, "holistic": len(samples) * o.runs}
+        with Progress(kinds, {k: totals[k] for k in kinds}, _done(o, samples, stores, kinds), mode=o.progress) as bar:
+            def advance(stage: str) -> None:
+                bar.advance(stage, meter, policy.in_flight, policy.transient_retries)
+
+            _rollouts(o, samples, stores, model_lm, advance, adapter)
+            _judge_all(o, samples, stores, judges, judge_lm, advance, adapter)
     finally:
+        policy.close()
         for store in stores.values():
             store.close()
-    results = build_results(o, splits, samples, patterns, stores, time.perf_counter() - started)
+    usage = {**meter.as_dict(), "transient_retries": policy.transient_retries}
+    results = build_results(o, splits, samples, patterns, stores, time.perf_counter() - started, usage)
     write_json(o.out / "results.json", results)
-    write_scores_csv(o.out / "scores.csv", samples, stores, o.runs)
+    write_scores_csv(o.out / "scores.csv", samples, stores, o.runs, o.ipe_average)
     if o.report:
         from .report import write_report
         write_report(o.out, results, examples(samples, stores, o.examples))
     return results
 
 
-def _rollouts(o, samples, stores, lm, bar, adapter) -> None:
+def _through(lm, policy, meter):
+    """The LM with every call going through the run's call policy and counted in its meter."""
+    lm.policy, lm.meter = policy, meter
+    return lm
+
+
+def _done(o, samples, stores, kinds) -> dict[str, int]:
+    """What earlier runs finished, per progress stage."""
+    done = {"rollouts": sum(s.id in stores["rollouts"] for s in samples)}
+    for kind, store in (("judge", "verdicts"), ("holistic", "holistic")):
+        done[kind] = sum((stores[store].get(f"{s.id}#{r}") or {}).get("status") == "ok"
+                         for r in range(1, o.runs + 1) for s in samples)
+    return {k: done[k] for k in kinds}
+
+
+def _rollouts(o, samples, stores, lm, advance, adapter) -> None:
     store, failures = stores["rollouts"], stores["failures"]
     todo = [s for s in samples if s.id not in store]
-    advance = bar.task("rollouts", len(samples), len(samples) - len(todo))
     errors = J.call_errors()
 
     def one(sample):
@@ -210,12 +246,12 @@ def _rollouts(o, samples, stores, lm, bar, adapter) -> None:
             failures.append({"id": f"rollout:{sample.id}", "stage": "rollout", "sample": sample.id, "reason": reason})
         else:
             store.append(row)
-        advance()
+        advance("rollouts" if row is not None else "failures")
 
-    _parallel(one, todo, o.workers, done, {"lm": lm, "adapter": adapter} if lm else {})
+    _parallel(one, todo, o.concurrency, done, {"lm": lm, "adapter": adapter} if lm else {})
 
 
-def _judge_all(o, samples, stores, judges, lm, bar, adapter) -> None:
+def _judge_all(o, samples, stores, judges, lm, advance, adapter) -> None:
     rollouts = stores["rollouts"]
     ready = [s for s in samples if s.id in rollouts]
     kinds = [("verdicts", "judge")] + ([("holistic", "holistic")] if o.holistic else [])
@@ -223,7 +259,6 @@ def _judge_all(o, samples, stores, judges, lm, bar, adapter) -> None:
         store = stores[store_name]
         jobs = [(s, r) for r in range(1, o.runs + 1) for s in ready
                 if (store.get(f"{s.id}#{r}") or {}).get("status") != "ok"]
-        advance = bar.task(label, len(ready) * o.runs, len(ready) * o.runs - len(jobs))
         program = judges[label]
 
         def one(job, label=label, program=program):
@@ -244,8 +279,8 @@ def _judge_all(o, samples, stores, judges, lm, bar, adapter) -> None:
                                    base_id=f"{sample.id}/holistic/run{run}", max_attempts=o.max_attempts)
             return {**base, **out}
 
-        def done(row, store=store, advance=advance):
+        def done(row, store=store, label=label):
             store.append(row)
-            advance()
+            advance(label if row["status"] == "ok" else "failures")
 
-        _parallel(one, jobs, o.workers, done, {"lm": lm, "adapter": adapter})
+        _parallel(one, jobs, o.concurrency, done, {"lm": lm, "adapter": adapter})

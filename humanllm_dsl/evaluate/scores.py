@@ -1,7 +1,9 @@
 """Aggregation: IPE, MPD and holistic scores, mean and spread over judge runs, breakdowns.
 
-For one judge run: a sample's IPE is the mean of its ipe item scores (each -1, 0 or +1); the
-run's IPE is 100 x the mean of the sample IPEs (so in [-100, 100]); the same for MPD with the
+For one judge run: a sample's IPE is the mean of its ipe item scores (each -1, 0 or +1), pooled
+over all the character's patterns (`pooled`, the default: a pattern with more items weighs more),
+or the mean over its patterns of each pattern's item mean (`pattern`: every pattern weighs the
+same); the run's IPE is 100 x the mean of the sample IPEs (so in [-100, 100]); the same for MPD with the
 mpd items. Samples with no item of a kind, and samples whose judging failed in that run, do not
 count for that run. Over k runs: the mean of the run scores and their standard deviation
 (sample standard deviation, n - 1; 0 for one run).
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 KINDS = {"IPE": "ipe", "MPD": "mpd"}
+IPE_AVERAGES = ("pooled", "pattern")
 HOLISTIC = ("anthropomorphism", "fidelity")
 
 
@@ -73,47 +76,60 @@ def _all(_pattern: str) -> bool:
     return True
 
 
-def sample_score(s: Scored, metric: str, keep: ItemFilter = _all) -> float | None:
+def sample_score(s: Scored, metric: str, keep: ItemFilter = _all, average: str = "pooled") -> float | None:
     """One sample's mean item score for `IPE` (ipe items whose pattern passes `keep`) or `MPD`.
 
     Args:
         s: the judged sample.
         metric: `IPE` or `MPD`.
         keep: which patterns' ipe items count (MPD ignores it).
+        average: IPE over the character's patterns: `pooled` (one mean over all their items) or
+            `pattern` (the mean of each pattern's item mean).
     """
-    if metric == "IPE":
-        return item_mean([score for pattern, score in s.ipe if keep(pattern)])
-    return item_mean(list(s.mpd))
+    if metric != "IPE":
+        return item_mean(list(s.mpd))
+    if average not in IPE_AVERAGES:
+        raise ValueError(f"unknown IPE average `{average}` (one of: {', '.join(IPE_AVERAGES)})")
+    kept = [(pattern, score) for pattern, score in s.ipe if keep(pattern)]
+    if average == "pooled":
+        return item_mean([score for _, score in kept])
+    by_pattern: dict[str, list[int]] = {}
+    for pattern, score in kept:
+        by_pattern.setdefault(pattern, []).append(score)
+    return item_mean([item_mean(scores) for scores in by_pattern.values()])
 
 
-def metric_summary(members: Sequence[tuple[Scored, ItemFilter]], runs: Sequence[int], metric: str) -> dict:
+def metric_summary(members: Sequence[tuple[Scored, ItemFilter]], runs: Sequence[int], metric: str,
+                   average: str = "pooled") -> dict:
     """A metric over samples, per run, then mean and std over runs, with the sample count `n`.
 
     Args:
         members: judged samples (all runs), each with the filter of which patterns' ipe items count.
         runs: the run numbers to report.
         metric: `IPE` or `MPD`.
+        average: how IPE averages over a character's patterns (see `sample_score`).
     """
     per_run, counted = [], set()
     for r in runs:
-        means = [(s.sample, sample_score(s, metric, keep)) for s, keep in members if s.run == r]
+        means = [(s.sample, sample_score(s, metric, keep, average)) for s, keep in members if s.run == r]
         counted |= {sid for sid, v in means if v is not None}
         per_run.append(percent(v for _, v in means))
     return {**mean_std(per_run), "n": len(counted)}
 
 
-def _summary(members: Sequence[tuple[Scored, ItemFilter]], runs: Sequence[int]) -> dict:
-    return {metric: metric_summary(members, runs, metric) for metric in KINDS}
+def _summary(members: Sequence[tuple[Scored, ItemFilter]], runs: Sequence[int], average: str = "pooled") -> dict:
+    return {metric: metric_summary(members, runs, metric, average) for metric in KINDS}
 
 
-def summary(scored: Sequence[Scored], runs: Sequence[int]) -> dict:
+def summary(scored: Sequence[Scored], runs: Sequence[int], average: str = "pooled") -> dict:
     """`{"IPE": {...}, "MPD": {...}}` for a set of judged samples, all their items counting.
 
     Args:
         scored: judged samples (all runs).
         runs: the run numbers to report.
+        average: how IPE averages over a character's patterns (see `sample_score`).
     """
-    return _summary([(s, _all) for s in scored], runs)
+    return _summary([(s, _all) for s in scored], runs, average)
 
 
 # ---- breakdowns: each maps a sample to its groups, with the ipe items that count there ----
@@ -165,7 +181,8 @@ BREAKDOWNS: dict[str, Callable[[Scored, dict], list[tuple[str, ItemFilter]]]] = 
 }
 
 
-def breakdown(scored: Sequence[Scored], runs: Sequence[int], groups: Callable, patterns: dict) -> dict:
+def breakdown(scored: Sequence[Scored], runs: Sequence[int], groups: Callable, patterns: dict,
+              average: str = "pooled") -> dict:
     """`{group: {"IPE": ..., "MPD": ...}}` for one breakdown.
 
     Args:
@@ -173,23 +190,25 @@ def breakdown(scored: Sequence[Scored], runs: Sequence[int], groups: Callable, p
         runs: the run numbers to report.
         groups: a function of `BREAKDOWNS`.
         patterns: `patterns.json` of the build.
+        average: how IPE averages over a character's patterns (see `sample_score`).
     """
     members: dict[str, list[tuple[Scored, ItemFilter]]] = {}
     for s in scored:
         for key, keep in groups(s, patterns):
             members.setdefault(key, []).append((s, keep))
-    return {key: _summary(members[key], runs) for key in sorted(members)}
+    return {key: _summary(members[key], runs, average) for key in sorted(members)}
 
 
-def breakdowns(scored: Sequence[Scored], runs: Sequence[int], patterns: dict) -> dict:
+def breakdowns(scored: Sequence[Scored], runs: Sequence[int], patterns: dict, average: str = "pooled") -> dict:
     """Every breakdown of `BREAKDOWNS`; per-pattern entries also carry the pattern's name and family.
 
     Args:
         scored: judged samples (all runs).
         runs: the run numbers to report.
         patterns: `patterns.json` of the build.
+        average: how IPE averages over a character's patterns (see `sample_score`).
     """
-    result = {name: breakdown(scored, runs, groups, patterns) for name, groups in BREAKDOWNS.items()}
+    result = {name: breakdown(scored, runs, groups, patterns, average) for name, groups in BREAKDOWNS.items()}
     for pid, entry in result["pattern"].items():
         info = patterns.get(pid, {})
         entry.update(name=info.get("name", pid), family=info.get("family", "unknown"))
@@ -213,17 +232,18 @@ def holistic_summary(rows: Sequence[dict], runs: Sequence[int]) -> dict:
     return result
 
 
-def per_sample_means(scored: Sequence[Scored]) -> dict[str, dict[str, float | None]]:
+def per_sample_means(scored: Sequence[Scored], average: str = "pooled") -> dict[str, dict[str, float | None]]:
     """Each sample's IPE and MPD (x100), averaged over its successful runs: the judge's side of
     `humanllm align` (written as scores.csv).
 
     Args:
         scored: judged samples (all runs).
+        average: how IPE averages over a character's patterns (see `sample_score`).
     """
     acc: dict[str, dict[str, list[float]]] = {}
     for s in scored:
         for metric in KINDS:
-            v = sample_score(s, metric)
+            v = sample_score(s, metric, average=average)
             if v is not None:
                 acc.setdefault(s.sample, {}).setdefault(metric, []).append(100.0 * v)
     return {sid: {m: statistics.fmean(vs) for m, vs in by.items()} for sid, by in acc.items()}
