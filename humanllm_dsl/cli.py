@@ -1,21 +1,33 @@
 """The `humanllm` command. Thin: parses arguments, calls the library, prints, sets the exit code.
 
-Exit codes: 0 success, 1 problems in the specs (or in the data a command reads), 2 usage errors.
+Exit codes are in one table, `EXIT_CODES`; errors a command does not handle itself are mapped to
+them by class in `ERROR_CODES`. Everything written on stderr passes through `redact`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from .compiler.loader import LoadResult, UsageError, check_paths, display
+from .redact import RedactingStream
 from .syntax.diagnostics import HpatError
 
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_FAILURES, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CODES = {
+    EXIT_OK: "ok",
+    EXIT_SPEC: "problems in the specs or in the data a command reads",
+    EXIT_USAGE: "usage error: bad options, an LM that cannot be used, an output folder in use or not made by humanllm",
+    EXIT_FAILURES: "compile finished, but some planned scenarios failed (see failures.jsonl; run again to retry them)",
+    EXIT_IO: "a file could not be read or written (disk full, permissions); finished results are kept",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); run the same command again to resume",
+}
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _color(stream) -> bool:
@@ -57,8 +69,12 @@ def cmd_fmt(args) -> int:
     from .syntax.parser import parse_text
     from .syntax.source import decode
 
-    changed, failed = [], False
-    for path, _root in spec_files(args.paths):
+    changed, failed, notes = [], False, []
+    files = spec_files(args.paths, notes)
+    for d in notes:
+        print(d.render(), file=sys.stderr)
+        failed |= d.severity == "error"
+    for path, _root in files:
         name = display(path)
         data = path.read_bytes()
         text, problems = decode(data, name)
@@ -79,9 +95,8 @@ def cmd_fmt(args) -> int:
         if formatted.encode("utf-8") != data:
             changed.append(name)
             if not args.check:
-                tmp = path.with_name(path.name + ".fmt-tmp")
-                tmp.write_text(formatted, encoding="utf-8")
-                os.replace(tmp, path)
+                from .runtime.store import write_text
+                write_text(path, formatted)
     for name in changed:
         print(f"{'would reformat' if args.check else 'reformatted'} {name}")
     if failed:
@@ -132,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="humanllm",
         description="Write psychological patterns in .hpat specs, check them, and compile them "
                     "into datasets, models and evaluations.",
-        epilog="Exit codes: 0 ok, 1 problems in the specs or input data, 2 usage errors. "
-               "Run `humanllm COMMAND --help` for each command.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+               + "\n\nRun `humanllm COMMAND --help` for each command.")
     parser.add_argument("--version", action="version", version=f"humanllm {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -193,27 +209,53 @@ def _version() -> str:
         return "dev"
 
 
+def _io_message(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno in DISK_FULL:
+        return (f"{where}no space left on device. Nothing half-written was kept and finished results are "
+                f"safe; free some space and run the same command again to resume.")
+    return f"{where}{exc.strerror or exc}"
+
+
+# Errors a command leaves to the top level, by class (the first match wins), and their exit codes.
+ERROR_CODES = ((UsageError, EXIT_USAGE), (HpatError, EXIT_SPEC), (OSError, EXIT_IO))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    stderr = sys.stderr
+    sys.stderr = RedactingStream(stderr)  # no secret in any message, whoever prints it
+    try:
+        return _main(argv)
+    finally:
+        sys.stderr = stderr
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from .runtime.outdir import claim, refuse_file
+
     parser = build_parser()
     args = parser.parse_args(argv)
     out = getattr(args, "out", None)  # every command that writes takes -o/--out DIR
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        print(f"humanllm {args.command}: error: -o {out}: exists and is not a folder", file=sys.stderr)
-        return EXIT_USAGE
+    kind = getattr(args, "out_kind", None)  # ... and says what kind of folder it makes there
     try:
-        return args.func(args)
-    except UsageError as exc:
-        print(f"humanllm {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except HpatError as exc:
-        for d in exc.diagnostics:
-            print(d.render(), file=sys.stderr)
-        return EXIT_SPEC
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        if out is not None:
+            refuse_file(out)
+        with claim(out, kind(args) if callable(kind) else kind) if kind and out is not None else contextlib.nullcontext():
+            return args.func(args)
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except tuple(cls for cls, _ in ERROR_CODES) as exc:
+        code = next(code for cls, code in ERROR_CODES if isinstance(exc, cls))
+        if isinstance(exc, HpatError):
+            for d in exc.diagnostics:
+                print(d.render(), file=sys.stderr)
+        else:
+            message = _io_message(exc) if isinstance(exc, OSError) else str(exc)
+            print(f"humanllm {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .compiler.loader import check_paths
 
-STAGE_CHOICES = ("plan", "scenarios", "conversations", "checklists", "export")
+from .runtime.stages import STAGES as STAGE_CHOICES
 
 
 def add_commands(sub) -> None:
@@ -56,7 +56,7 @@ def add_commands(sub) -> None:
                           "screen) and redraw vetoed ones; verdicts go to plan.jsonl and are reused on a re-run")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress display (by default a live bar, or a line every 30 s where stderr is not a terminal)")
-    p.set_defaults(func=cmd_compile)
+    p.set_defaults(func=cmd_compile, out_kind=lambda args: "shard" if args.shard else "build")
 
     p = sub.add_parser(
         "merge", help="join compiled shards into one dataset",
@@ -64,7 +64,7 @@ def add_commands(sub) -> None:
                     "command) into one output, identical to what a one-machine run writes.")
     p.add_argument("shards", nargs="+", type=Path, metavar="DIR", help="shard output folders")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="output folder")
-    p.set_defaults(func=cmd_merge)
+    p.set_defaults(func=cmd_merge, out_kind=_merge_kind)
 
 
 def _error(command: str, message: str, code: int) -> int:
@@ -72,8 +72,17 @@ def _error(command: str, message: str, code: int) -> int:
     return code
 
 
+def _merge_kind(args) -> str:
+    """A merged folder is what one machine's compile writes: a build. Never one of the shards."""
+    from .compiler.loader import UsageError
+
+    if args.out.resolve() in {folder.resolve() for folder in args.shards}:
+        raise UsageError(f"-o {args.out}: is one of the shards; merge into a new folder")
+    return "build"
+
+
 def cmd_compile(args) -> int:
-    from .cli import EXIT_SPEC, EXIT_USAGE, print_diagnostics
+    from .cli import EXIT_FAILURES, EXIT_SPEC, EXIT_USAGE, print_diagnostics
     from .compiler.plan import PlanError
     from .compiler.saved_programs import SavedProgramError
     from .runtime.compile import Interrupted, compile_dataset
@@ -110,7 +119,8 @@ def cmd_compile(args) -> int:
               f"Run the same command again to resume.", file=sys.stderr)
         return 130
     _print_summary(manifest, args)
-    return 0
+    missing = manifest["scenarios"] - manifest["records"] if args.stage == "export" and not args.shard else 0
+    return EXIT_FAILURES if _print_failures(args.out, missing) else 0
 
 
 def _options(args, lib):
@@ -166,6 +176,29 @@ def _print_summary(manifest: dict, args) -> None:
     print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
 
 
+def _print_failures(out: Path, missing: int = 0, shown: int = 3) -> int:
+    """Say on stderr what failed where (stage, count, the first reasons) and how to retry; return
+    the number of failed scenarios (at least `missing`: planned scenarios without a record)."""
+    from .runtime.store import FAILURES, JsonlStore
+
+    path = out / FAILURES
+    rows = list(JsonlStore(path, repair=False).items.values()) if path.exists() else []
+    count = max(len(rows), missing)
+    if not count:
+        return 0
+    by_stage: dict[str, list[dict]] = {}
+    for row in rows:
+        by_stage.setdefault(row.get("stage", "?"), []).append(row)
+    lines = [f"finished with failures: {count} planned scenario{'s' * (count != 1)} did not become records:"]
+    for stage, failed in by_stage.items():
+        lines.append(f"  {stage}: {len(failed)} failed, for example")
+        lines += [f"    {row['id']}: {str(row.get('reason', ''))[:300]}" for row in failed[:shown]]
+    lines.append(f"every failure and its reason: {path}\n"
+                 f"run the same command again to retry them (finished work is kept and costs nothing)")
+    print("\n".join(lines), file=sys.stderr)
+    return len(rows)
+
+
 def _load_programs(paths) -> dict:
     """name -> folder for each `--program PATH` (the last one given for a program wins); each is
     loaded once here, so a bad folder is reported before any work starts."""
@@ -178,15 +211,18 @@ def _load_programs(paths) -> dict:
 
 
 def cmd_merge(args) -> int:
-    from .cli import EXIT_SPEC, EXIT_USAGE
+    from .cli import DISK_FULL, EXIT_SPEC
     from .runtime.shards import merge_shards
 
-    if args.out.resolve() in {folder.resolve() for folder in args.shards}:
-        return _error("merge", f"-o {args.out}: is one of the shards; merge into a new folder", EXIT_USAGE)
     try:
         manifest = merge_shards(args.shards, args.out)
     except (ValueError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise  # the top level says what to do
         return _error("merge", str(exc), EXIT_SPEC)
     print(f"merged {len(args.shards)} shards: {manifest['records']} records, "
           f"{manifest['failures']} failed scenarios, written to {args.out}/")
-    return 0
+    from .cli import EXIT_FAILURES
+
+    missing = manifest["scenarios"] - manifest["records"] if manifest["stage"] == "export" else 0
+    return EXIT_FAILURES if _print_failures(args.out, missing) else 0

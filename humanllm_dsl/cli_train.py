@@ -6,6 +6,7 @@ torch, transformers, trl and peft are imported only inside `cmd_train`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -151,8 +152,11 @@ def cmd_train(args) -> int:
     from .train.template import TemplateError
     from .train.trainer import ModelError, run
 
+    from .runtime.outdir import claim, lead_process
+
     try:
-        summary = run(cfg, console=True, progress=not args.no_progress and sys.stderr.isatty())
+        with claim(Path(cfg.out), "train") if lead_process() else contextlib.nullcontext():
+            summary = run(cfg, console=True, progress=not args.no_progress and sys.stderr.isatty())
     except (c.ConfigError, ModelError) as exc:
         return fail(EXIT_USAGE, str(exc))
     except (DataError, TemplateError) as exc:

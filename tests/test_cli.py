@@ -59,7 +59,8 @@ def test_top_level_help_lists_the_commands(capsys):
     out = help_of(capsys, ["--help"])
     for name in WHAT_IT_DOES:
         assert name in out
-    assert "Exit codes: 0 ok, 1 problems in the specs or input data, 2 usage errors" in out
+    assert "exit codes: 0 ok 1 problems in the specs or in the data a command reads 2 usage error" in out
+    assert "3 compile finished, but some planned scenarios failed" in out and "4 a file could not be read" in out
 
 
 def test_unknown_command_is_a_usage_error(capsys):

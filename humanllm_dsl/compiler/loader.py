@@ -8,7 +8,7 @@ folder and must stay inside the root.
 from __future__ import annotations
 
 import gc
-
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,22 +52,59 @@ def display(path: Path, cwd: Path | None = None) -> str:
         return str(path)
 
 
-def spec_files(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, root) for every spec file named by `paths`, in a stable order."""
+def spec_files(paths: Sequence[str | Path], diagnostics: list[Diagnostic] | None = None) -> list[tuple[Path, Path]]:
+    """(file, root) for every spec file named by `paths`, in a stable order.
+
+    Inside a folder, a symbolic link to a file outside it is refused (an error, the file is
+    never read) and a linked folder is skipped (a warning): the spec root is a boundary, as
+    for `use`. Both go to `diagnostics` when given. A file named on the command line is read
+    wherever it points: the user chose it.
+    """
     found: list[tuple[Path, Path]] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise UsageError(f"{raw}: no such file or folder")
         if path.is_dir():
-            files = sorted(f for f in path.rglob(f"*{SUFFIX}")
-                           if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts))
-            if not files:
+            notes: list[Diagnostic] = []
+            files = _walk(path, notes)
+            if diagnostics is not None:
+                diagnostics.extend(notes)
+            if not files and not any(d.severity == "error" for d in notes):
                 raise UsageError(f"{raw}: no {SUFFIX} files in this folder")
             found.extend((f, path) for f in files)
         else:
             found.append((path, path.parent))
     return found
+
+
+def _shown(path: Path) -> str:
+    """A link as shown in messages: its own name, never its target's."""
+    return str(Path(display(path.parent)) / path.name)
+
+
+def _walk(root: Path, notes: list[Diagnostic]) -> list[Path]:
+    real_root = root.resolve()
+    files = []
+    for folder, dirs, names in os.walk(root):  # a linked folder is listed, never entered
+        here = Path(folder)
+        for name in sorted(dirs):
+            if name.startswith(".") or (here / name).is_symlink():
+                dirs.remove(name)
+                if not name.startswith("."):
+                    notes.append(Diagnostic(_shown(here / name), 1, 1, "skipped: this folder is a symbolic link",
+                                            "warning", hint="spec files are read only from real folders inside "
+                                                            f"{display(root)}; copy or move the files there"))
+        for name in names:
+            if name.startswith(".") or not name.endswith(SUFFIX):
+                continue
+            file = here / name
+            if file.is_symlink() and not file.resolve().is_relative_to(real_root):
+                notes.append(Diagnostic(_shown(file), 1, 1, "a symbolic link to a file outside the spec root; not read",
+                                        hint=f"spec files must lie inside {display(root)}, as for `use`"))
+            elif file.is_file():
+                files.append(file)
+    return sorted(files)
 
 
 def parse_files(paths: Sequence[str | Path]):
@@ -87,7 +124,7 @@ def _parse_files(paths: Sequence[str | Path]):
     modules: dict[Path, ast.Module] = {}
     texts: dict[str, list[str]] = {}
     uses: dict[Path, list[tuple[Path, ast.Use]]] = {}
-    queue = [(f.resolve(), root.resolve(), f) for f, root in spec_files(paths)]
+    queue = [(f.resolve(), root.resolve(), f) for f, root in spec_files(paths, diagnostics)]
     while queue:
         real, root, shown = queue.pop(0)
         if real in modules or real in uses:

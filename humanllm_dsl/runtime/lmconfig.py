@@ -75,6 +75,11 @@ def load_config(path: Path) -> LMConfig:
         if secret:
             raise ConfigError(f"{path}: [{table}] has `{sorted(secret)[0]}`: keys are read from the environment only; "
                               f"name the variable with `api_key_env = \"MY_KEY_VAR\"`")
+        env_name = value.get("api_key_env") if isinstance(value, dict) else None
+        if isinstance(env_name, str) and not env_name.isidentifier():  # a key pasted in: never echo it
+            from ..redact import redact
+            raise ConfigError(f"{path}: [{table}] api_key_env = \"{redact(env_name)}\" is not the name of an environment "
+                              f"variable; put the key in one (export MY_KEY_VAR=...) and write `api_key_env = \"MY_KEY_VAR\"`")
     bad = set(data.get("programs", {})) - set(PROGRAMS)
     if bad:
         raise ConfigError(f"{path}: unknown program(s) {', '.join(sorted(bad))}; known: {', '.join(PROGRAMS)}")

@@ -62,6 +62,8 @@ def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
                 errors.append(LMUnavailable(rest[0]))
             elif kind == "interrupted":
                 errors.append(KeyboardInterrupt)
+            elif kind == "oserror":  # a full disk: reported as in a one-process run
+                errors.append(OSError(*rest))
             else:
                 errors.append(rest[0])
     finally:
@@ -70,7 +72,7 @@ def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
     if KeyboardInterrupt in errors:
         raise KeyboardInterrupt
     for error in errors:
-        if isinstance(error, LMUnavailable):
+        if isinstance(error, (LMUnavailable, OSError)):
             raise error
     if errors:
         raise WorkerFailed(f"a compile worker failed: {errors[0]}")
@@ -102,6 +104,8 @@ def _worker(job, slot_ids: list[str], k: int, events) -> None:
         events.put(("interrupted", k))
     except LMUnavailable as exc:
         events.put(("unavailable", k, str(exc)))
+    except OSError as exc:
+        events.put(("oserror", k, exc.errno, exc.strerror, exc.filename))
     except Exception:  # noqa: BLE001 - handed to the parent, which reports it
         import traceback
         events.put(("error", k, traceback.format_exc()))
