@@ -84,3 +84,8 @@ def test_strip_thinking():
     assert strip_thinking("a</think>b") == "b"
     assert strip_thinking("<think>never closed") is None
     assert strip_thinking("answer <think>trailing") == "answer "
+
+
+def test_a_fenced_value_inside_a_fenced_answer_without_its_marker():
+    answer = ('Sure!\n\n```\n[[ ## checklist ## ]]\n```json\n{"Ann": ["Does Ann stall?", "Does Ann hedge?"]}\n```\n```')
+    assert ADAPTER.parse(WriteScenarioChecklist, answer) == {"checklist": VALUE}

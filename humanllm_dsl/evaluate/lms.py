@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import attrs
+
 OFFLINE = "offline"  # runtime.backends.OFFLINE, named here so results need not import dspy
 
 
@@ -26,13 +28,26 @@ def make_lm(spec: str, seed: int = 0, api_base: str | None = None, max_tokens: i
         raise LMSpecError(f"`{spec}`: {exc}") from None
 
 
+THINK_TOKENS = 2048  # extra room per turn for a model that thinks before it answers
+
+
+@attrs.frozen
+class Reply:
+    text: str  # as the model wrote it (a <think> block or a name prefix included)
+    truncated: bool  # cut off at the token limit
+    thinking: bool  # the model thought before answering (a <think> block or reasoning content)
+
+
 def chat(lm, system: str, messages: list[dict], *, max_tokens: int | None = None,
-         rollout_id: str | None = None) -> tuple[str, bool]:
+         rollout_id: str | None = None, think_tokens: int = THINK_TOKENS) -> Reply:
     """One chat completion for `system` plus alternating user/assistant messages.
 
     A reply cut off at the token limit is kept and flagged (a role-play turn that runs long is
     still a turn): an explicit Request gets the Response, finish_reason included, and the
-    project's LMs refuse truncated answers only for DSPy programs.
+    project's LMs refuse truncated answers only for DSPy programs. `max_tokens` caps the visible
+    turn: a thinking model cut off at it is asked again with `think_tokens` more, so its
+    thinking does not eat the turn (pass `max_tokens + think_tokens` from the start once a model
+    is known to think).
 
     Args:
         lm: a `dspy.LM`.
@@ -40,14 +55,27 @@ def chat(lm, system: str, messages: list[dict], *, max_tokens: int | None = None
         messages: `{"role": "user"|"assistant", "content": str}` dicts, ending with a user message.
         max_tokens: a cap on the reply's tokens.
         rollout_id: distinct ids give distinct (uncached) samples of the same request.
-    Returns:
-        `(text, truncated)`.
+        think_tokens: the extra room for a thinking model.
     """
+    response = _send(lm, system, messages, max_tokens, rollout_id)
+    thinking = _thinks(response)
+    if thinking and response.finish_reason == "length" and max_tokens is not None and think_tokens:
+        response = _send(lm, system, messages, max_tokens + think_tokens,
+                         None if rollout_id is None else f"{rollout_id}/think")
+    return Reply((response.text or "").strip(), response.finish_reason == "length", thinking)
+
+
+def _send(lm, system: str, messages: list[dict], max_tokens: int | None, rollout_id: str | None):
     from dspy.lm15 import Config, Message, Request
 
     parts = tuple(Message.user(m["content"]) if m["role"] == "user" else Message.assistant(m["content"])
                   for m in messages)
     request = Request(model=lm.model, messages=parts, system=system, config=Config(max_tokens=max_tokens))
     kwargs = {"rollout_id": rollout_id} if rollout_id is not None else {}
-    response = lm(request, **kwargs)
-    return (response.text or "").strip(), response.finish_reason == "length"
+    return lm(request, **kwargs)
+
+
+def _thinks(response) -> bool:
+    text = (response.text or "").lower()
+    parts = getattr(getattr(response, "message", None), "parts", ()) or ()
+    return "<think>" in text or "</think>" in text or any(type(p).__name__ == "ThinkingPart" for p in parts)

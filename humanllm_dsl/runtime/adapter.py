@@ -18,6 +18,8 @@ import dspy
 import pydantic
 from dspy.utils.exceptions import AdapterParseError
 
+from .channels import strip_thinking
+
 
 class FastChatAdapter(dspy.ChatAdapter):
     """A dspy.ChatAdapter that caches the field descriptions, structure and task description
@@ -78,7 +80,6 @@ def cache_type_adapters() -> None:
 # ---- parsing what real models write ----------------------------------------------------------
 COMPLETED = "[[ ## completed ## ]]"
 _HEADER = re.compile(r"^\s*(?:\*\*|#{1,6}\s*)?\[\[\s*##\s*(\w+)\s*##\s*\]\](?:\*\*)?\s*(.*)$")
-_THINK = re.compile(r"<(think|thinking)>.*?</\1>", re.S | re.I)
 _FENCE = re.compile(r"^\s*```[\w-]*[ \t]*\n(.*?)\n?```\s*$", re.S)
 _COMPLETE_END = re.compile(r"""[.!?…"'”’)\]}*]\s*$""")
 
@@ -91,22 +92,6 @@ class AnswerProblem(AdapterParseError):
         self.problem, self.cut = problem, cut
         super().__init__(adapter_name="FastChatAdapter", signature=signature, lm_response=completion,
                          message=problem)
-
-
-def strip_thinking(text: str) -> str | None:
-    """`text` without `<think>...</think>` blocks (a lone `</think>` ends reasoning whose opening
-    tag was in the prompt). None when the text stops inside an unclosed `<think>` block."""
-    text = _THINK.sub("", text)
-    lower = text.lower()
-    for tag in ("</think>", "</thinking>"):
-        at = lower.rfind(tag)
-        if at >= 0:
-            text, lower = text[at + len(tag):], lower[at + len(tag):]
-    for tag in ("<think>", "<thinking>"):
-        at = lower.find(tag)
-        if at >= 0:
-            return None if at == 0 or not text[:at].strip() else text[:at]
-    return text
 
 
 def _unfence(value: str) -> str:
@@ -226,8 +211,9 @@ class _Parser:
         values = {k: "\n".join(v).strip() for k, v in found.items()}
         if values:  # a whole-answer fence opened before the first marker leaves its closing line behind
             last = list(values)[-1]
-            if values[last].endswith("```") and not values[last].startswith("```"):
-                values[last] = values[last][:-3].rstrip()
+            lines = values[last].splitlines()
+            if lines and lines[-1].strip() == "```" and sum(ln.strip().startswith("```") for ln in lines) % 2:
+                values[last] = "\n".join(lines[:-1]).rstrip()
         return values, False
 
     def complete(self, name: str, raw: str) -> bool:

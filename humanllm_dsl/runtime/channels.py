@@ -17,6 +17,7 @@ Kind = Literal["thought", "action", "speech"]
 _OPEN = {"[": "]", "(": ")"}
 _CLOSE = {"]": "[", ")": "("}
 _KIND: dict[str, Kind] = {"[": "thought", "(": "action"}
+_THINK = re.compile(r"<(think|thinking)>.*?</\1>", re.S | re.I)
 
 
 @attrs.frozen
@@ -116,3 +117,19 @@ def visible(content: str) -> str:
     removed and nothing else changed (every action and speech in its order and its own
     brackets), whitespace normalised."""
     return _clean("".join(" " if kind == "thought" else content[i:j] for kind, i, j in _spans(content)))
+
+
+def strip_thinking(text: str) -> str | None:
+    """`text` without `<think>...</think>` blocks (a lone `</think>` ends reasoning whose opening
+    tag was in the prompt). None when the text stops inside an unclosed `<think>` block."""
+    text = _THINK.sub("", text)
+    lower = text.lower()
+    for tag in ("</think>", "</thinking>"):
+        at = lower.rfind(tag)
+        if at >= 0:
+            text, lower = text[at + len(tag):], lower[at + len(tag):]
+    for tag in ("<think>", "<thinking>"):
+        at = lower.find(tag)
+        if at >= 0:
+            return None if at == 0 or not text[:at].strip() else text[:at]
+    return text

@@ -16,6 +16,7 @@ import json
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import attrs
@@ -52,8 +53,11 @@ class Faults:
 
 
 class FakeOpenAIServer:
-    def __init__(self, latency: float = 0.0, faults: Faults = Faults(), seed: int = 0, port: int = 0):
-        self.latency, self.faults, self.port = latency, faults, port
+    def __init__(self, latency: float = 0.0, faults: Faults = Faults(), seed: int = 0, port: int = 0,
+                 transform: Callable[[dict, str], tuple[str, str]] | None = None):
+        """`transform(request, answer) -> (text, finish_reason)` rewrites each fault-free answer
+        (see testing/deviations.py: what real models write instead of the exact format)."""
+        self.latency, self.faults, self.port, self.transform = latency, faults, port, transform
         self.engine = OfflineEngine(seed)
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()  # "ok" and each fault kind
@@ -144,6 +148,8 @@ class FakeOpenAIServer:
             return "200 OK", [], b"<html><body><h1>502 Bad Gateway</h1></body></html>"
         text = self._answer(request)
         finish = "stop"
+        if fault is None and self.transform is not None:
+            text, finish = self.transform(request, text)
         if fault == "truncated":
             text, finish = text[: len(text) // 2], "length"
         elif fault == "malformed":
