@@ -231,3 +231,39 @@ def test_a_model_that_cannot_be_built_is_a_usage_error(build, tmp_path, capsys, 
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("char2pattern", "{\"A\": [\"x\"]}", "`char2pattern` must be an object"),
+    ("characters", "[{\"name\": \"A\"}]", "`characters` must be a list of objects, not a string"),
+    ("conversation", "[]", "`conversation` must be a list of turns, not a string"),
+    ("checklist", {"A": "Does A do it?"}, "checklist[`A`] must be a list of strings, not a string"),
+])
+def test_a_nested_field_in_another_shape_names_file_line_and_field(build, tmp_path, capsys, field, value, message):
+    import shutil
+
+    copy = tmp_path / "build"
+    shutil.copytree(build / "splits", copy / "splits")
+    shutil.copy(build / "patterns.json", copy / "patterns.json")
+    path = copy / "splits" / "id_eval.jsonl"
+    rows = lines(path)
+    name = next(iter(rows[1]["char2pattern"]))
+    rows[1][field] = {name: value["A"]} if isinstance(value, dict) else value
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(eval_args(copy, tmp_path / "ev", "--split", "id_eval")) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: " in err and message.replace("`A`", f"`{name}`") in err and "Traceback" not in err
+
+
+def test_a_repeated_record_id_in_the_splits_is_refused_naming_both_lines(build, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "build"
+    shutil.copytree(build / "splits", copy / "splits")
+    shutil.copy(build / "patterns.json", copy / "patterns.json")
+    path = copy / "splits" / "id_eval.jsonl"
+    rows = lines(path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, rows[0]]), encoding="utf-8")
+    assert main(eval_args(copy, tmp_path / "ev", "--split", "id_eval")) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:{len(rows) + 1}: record id `{rows[0]['id']}` repeats the record at {path}:1" in err

@@ -114,11 +114,19 @@ def load_patterns(build: Path) -> dict[str, dict]:
     for pid, info in data.items():
         if not isinstance(info, dict) or not isinstance(info.get("checklist"), list):
             raise EvalDataError(f"{path}: pattern `{pid}` has no `checklist` list")
+        if not all(isinstance(item, str) for item in info["checklist"]):
+            raise EvalDataError(f"{path}: pattern `{pid}`: every `checklist` item must be a string")
     return data
 
 
+# what evaluation reads of a record, and the JSON type each must have
+_SHAPES = {"id": (str, "a string"), "patterns": (list, "a list"), "characters": (list, "a list of objects"),
+           "char2pattern": (dict, "an object of name -> list of pattern ids"), "conversation": (list, "a list of turns"),
+           "checklist": (dict, "an object of name -> list of items"), "background": (str, "a string")}
+
+
 def check_record(record: dict, where: str) -> None:
-    """Raise EvalDataError if the record lacks what evaluation reads.
+    """Raise EvalDataError if the record lacks what evaluation reads, or holds it in another shape.
 
     Args:
         record: one row of `splits/<split>.jsonl`.
@@ -127,13 +135,30 @@ def check_record(record: dict, where: str) -> None:
     missing = [k for k in RECORD_KEYS if k not in record]
     if missing:
         raise EvalDataError(f"{where}: record lacks {', '.join(f'`{k}`' for k in missing)}")
-    names = {c.get("name") for c in record["characters"]}
-    for name in record["char2pattern"]:
+    for key, (kind, words) in _SHAPES.items():
+        if not isinstance(record[key], kind):
+            raise EvalDataError(f"{where}: `{key}` must be {words}, not {_json_type(record[key])}")
+    for i, c in enumerate(record["characters"], 1):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            raise EvalDataError(f"{where}: character {i} must be an object with a `name` string")
+    names = {c["name"] for c in record["characters"]}
+    for name, pids in record["char2pattern"].items():
         if name not in names:
             raise EvalDataError(f"{where}: char2pattern names `{name}`, who is not among the characters")
+        if not isinstance(pids, list) or not all(isinstance(p, str) for p in pids):
+            raise EvalDataError(f"{where}: char2pattern[`{name}`] must be a list of pattern ids, not {_json_type(pids)}")
+    for name, items in record["checklist"].items():
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise EvalDataError(f"{where}: checklist[`{name}`] must be a list of strings, not {_json_type(items)}")
     for i, turn in enumerate(record["conversation"], 1):
-        if not isinstance(turn, dict) or "char" not in turn or "content" not in turn:
-            raise EvalDataError(f"{where}: conversation turn {i} lacks `char` or `content`")
+        if not isinstance(turn, dict) or not isinstance(turn.get("char"), str) or not isinstance(turn.get("content"), str):
+            raise EvalDataError(f"{where}: conversation turn {i} must be an object with `char` and `content` strings")
+
+
+def _json_type(value) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def load_records(build: Path, splits: tuple[str, ...]) -> list[dict]:
@@ -145,13 +170,17 @@ def load_records(build: Path, splits: tuple[str, ...]) -> list[dict]:
     """
     if not (build / "splits").is_dir():
         raise EvalDataError(f"{build / 'splits'}: no such folder (is {build} a folder written by `humanllm compile`?)")
-    records = []
+    records, seen = [], {}
     for split in splits:
         path = build / "splits" / f"{split}.jsonl"
         if not path.exists():
             continue
         for n, row in numbered_rows(path):
-            check_record(row, f"{path}:{n}")
+            where = f"{path}:{n}"
+            check_record(row, where)
+            if row["id"] in seen:  # counted twice, its characters judged twice: refuse
+                raise EvalDataError(f"{where}: record id `{row['id']}` repeats the record at {seen[row['id']]}")
+            seen[row["id"]] = where
             row.setdefault("split", split)
             records.append(row)
     return records
