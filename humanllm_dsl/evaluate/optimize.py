@@ -390,6 +390,7 @@ def optimize(o: OptimizeOptions) -> dict:
     import dspy
 
     from ..compiler.saved_programs import save_program
+    from ..runtime.adapter import FastChatAdapter
     from ..runtime.backends import configure_cache
     from ..runtime.calls import CallPolicy, Limits, UsageMeter
     from .lms import OFFLINE, make_lm
@@ -423,7 +424,7 @@ def optimize(o: OptimizeOptions) -> dict:
     metric = target.metric(judge_lm)
     program = target.program()
     try:
-        with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
+        with dspy.context(lm=lm, adapter=FastChatAdapter()):
             baseline = score(program, val, metric)
             optimizer = OPTIMIZER_REGISTRY[o.optimizer](metric, o, lm, reflection)
             optimized = optimizer.compile(program, trainset=train, **COMPILE_ARGS[o.optimizer](val))

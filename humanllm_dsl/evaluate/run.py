@@ -155,6 +155,7 @@ def evaluate(o: EvalOptions) -> dict:
     """
     import dspy
 
+    from ..runtime.adapter import FastChatAdapter
     from ..runtime.backends import configure_cache
     from ..runtime.calls import CallPolicy, UsageMeter
     from ..runtime.progress import Progress
@@ -181,7 +182,7 @@ def evaluate(o: EvalOptions) -> dict:
     check_identity(o)
     started = time.perf_counter()
     stores = {name: JsonlStore(o.out / f"{name}.jsonl") for name in ("rollouts", "verdicts", "holistic", "failures")}
-    adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    adapter = FastChatAdapter()
     policy, meter = CallPolicy(limits), UsageMeter()
     if {o.model, o.judge} - {OFFLINE, REFERENCE}:
         configure_cache(o.cache_dir or o.out / "cache", o.cache)

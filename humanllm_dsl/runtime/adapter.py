@@ -47,6 +47,18 @@ class FastChatAdapter(dspy.ChatAdapter):
     def format_task_description(self, signature) -> str:
         return self._cached("task", signature, super().format_task_description)
 
+    def user_message_output_requirements(self, signature) -> str:
+        """The reminder at the end of each request, saying what the system message says: a
+        non-text field is a JSON value following the schema given there (DSPy's own reminder
+        asks for "a valid Python list", which contradicts the schema)."""
+        def kind(field) -> str:
+            return "" if field.annotation is str else " (JSON, following its schema above)"
+
+        return self._cached("reminder", signature, lambda sig: (
+            "Respond with the output fields in this order: "
+            + ", then ".join(f"`[[ ## {name} ## ]]`{kind(field)}" for name, field in sig.output_fields.items())
+            + ", and end with `[[ ## completed ## ]]`."))
+
     def parse(self, signature, completion: str) -> dict:
         """DSPy's field-marker format, and what real models write instead: `<think>` blocks, a
         preamble, fences around the answer or a value, a JSON object of the output fields, and a

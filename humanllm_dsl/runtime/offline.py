@@ -279,6 +279,19 @@ def _holistic(inputs: dict, rng: random.Random) -> dict:
             "rationale": "Offline placeholder rating" + (" (every turn uses all three channels)." if bonus else ".")}
 
 
+def _vetting(inputs: dict, rng: random.Random) -> dict:
+    """The bundle screen, deterministic: veto when two trait markers of opposite poles are declared
+    to `conflict` (one character could be asked for opposite dispositions); otherwise keep."""
+    patterns = {p.get("id"): p for p in _json(inputs, "patterns", []) if isinstance(p, dict)}
+    for it in _json(inputs, "interactions", []):
+        ids = [i for i in it.get("patterns", []) if i in patterns]
+        poles = {re.search(r"(\w+) pole", patterns[i].get("kind", "")).group(1)
+                 for i in ids if re.search(r"(\w+) pole", patterns[i].get("kind", ""))}
+        if it.get("type") == "conflict" and len(ids) >= 2 and poles == {"positive", "negative"}:
+            return {"verdict": "veto", "reason": f"{' and '.join(ids)} are opposite-pole traits declared to conflict."}
+    return {"verdict": "keep", "reason": f"No declared conflict between opposite-pole traits among {len(patterns)} patterns."}
+
+
 def _answers() -> dict:
     """Each program's Signature -> its answer. The engine recognises a request by the Signature's
     output fields, taken from the Signature itself, so renaming a field cannot silently break the
@@ -287,39 +300,7 @@ def _answers() -> dict:
 
     return {P.SynthesizeScenario: _scenario, P.SynthesizeConversation: _conversation,
             P.WriteScenarioChecklist: _checklist, P.VaryScenario: _variation,
-            P.JudgeChecklist: _judge, P.JudgeHolistic: _holistic}
+            P.JudgeChecklist: _judge, P.JudgeHolistic: _holistic, P.VetBundle: _vetting}
 
 
 GENERATORS = {frozenset(signature.output_fields): answer for signature, answer in _answers().items()}
-
-
-def _vetting(inputs: dict, rng: random.Random) -> dict:
-    """The bundle screen, deterministic: veto when two trait markers of opposite poles are declared
-    to `conflict` (one character could be asked for opposite dispositions); otherwise keep."""
-    patterns = {p.get("id"): p for p in _json(inputs, "patterns", []) if isinstance(p, dict)}
-    for it in _json(inputs, "interactions", []):
-        ids = [i for i in it.get("patterns", []) if i in patterns]
-        poles = {re.search(r"(\w+) pole", patterns[i].get("kind", "")).group(1)
-                 for i in ids if re.search(r"(\w+) pole", patterns[i].get("kind", ""))}
-        if it.get("type") == "conflict" and len(ids) >= 2 and poles == {"positive", "negative"}:
-            return {"verdict": "veto", "reason": f"{' and '.join(ids)} are opposite-pole traits declared to conflict."}
-    return {"verdict": "keep", "reason": f"No declared conflict between opposite-pole traits among {len(patterns)} patterns."}
-
-
-GENERATORS[frozenset({"verdict", "reason"})] = _vetting
-
-
-def _vetting(inputs: dict, rng: random.Random) -> dict:
-    """The bundle screen, deterministic: veto when two trait markers of opposite poles are declared
-    to `conflict` (one character could be asked for opposite dispositions); otherwise keep."""
-    patterns = {p.get("id"): p for p in _json(inputs, "patterns", []) if isinstance(p, dict)}
-    for it in _json(inputs, "interactions", []):
-        ids = [i for i in it.get("patterns", []) if i in patterns]
-        poles = {re.search(r"(\w+) pole", patterns[i].get("kind", "")).group(1)
-                 for i in ids if re.search(r"(\w+) pole", patterns[i].get("kind", ""))}
-        if it.get("type") == "conflict" and len(ids) >= 2 and poles == {"positive", "negative"}:
-            return {"verdict": "veto", "reason": f"{' and '.join(ids)} are opposite-pole traits declared to conflict."}
-    return {"verdict": "keep", "reason": f"No declared conflict between opposite-pole traits among {len(patterns)} patterns."}
-
-
-GENERATORS[frozenset({"verdict", "reason"})] = _vetting

@@ -177,23 +177,24 @@ class Generator:
         return [s for s in self.slots if any(s.id not in self.stores[stage] for stage in work_stages(stop))]
 
     async def run_slot(self, slot: Slot, stop: str) -> None:
-        """Take one slot through every stage up to `stop`, skipping stages already on disk."""
-        result = None
+        """Take one slot through every stage up to `stop`, skipping stages already on disk. The
+        later stages each need only the scenario, so a failed conversation, checklist or
+        variation does not stop the others; a failed scenario stops the slot."""
+        later = {"conversations": self.conversation, "checklists": self.checklists, "variations": self.variations}
         for stage in work_stages(stop):
             store = self.stores[stage]
             if slot.id in store:
                 continue
             usage = Usage()
-            scenario = self.stores["scenarios"].get(slot.id)
             if stage == "scenarios":
                 result = await self.scenario(slot, usage)
             else:
-                later = {"conversations": self.conversation, "checklists": self.checklists,
-                         "variations": self.variations}
-                result = await later[stage](slot, scenario, usage)
+                result = await later[stage](slot, self.stores["scenarios"].get(slot.id), usage)
             self.usage.add(usage)
             if result is None:
-                return
+                if stage == "scenarios":
+                    return
+                continue
             await store.commit({**result, "usage": usage.as_dict()})
             self.on_record(stage)
 
