@@ -13,7 +13,10 @@ from pathlib import Path
 
 import attrs
 
-EVAL_SPLITS = ("id_eval", "ood_eval", "mixed_eval")
+from ..compiler.model import SPLITS
+from ..runtime.layout import Build
+
+EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")
 SPLIT_CHOICES = (*EVAL_SPLITS, "train", "all")
 RECORD_KEYS = ("id", "patterns", "characters", "char2pattern", "conversation", "checklist", "background")
 
@@ -102,7 +105,7 @@ def load_patterns(build: Path) -> dict[str, dict]:
     Args:
         build: the build folder.
     """
-    path = build / "patterns.json"
+    path = Build(build).patterns
     if not path.is_file():
         raise EvalDataError(f"{path}: no such file (is {build} a folder written by `humanllm compile`?)")
     from ..runtime.store import JsonFileError, read_json_object
@@ -168,11 +171,11 @@ def load_records(build: Path, splits: tuple[str, ...]) -> list[dict]:
         build: the build folder.
         splits: split names, as `splits_for` gives them.
     """
-    if not (build / "splits").is_dir():
-        raise EvalDataError(f"{build / 'splits'}: no such folder (is {build} a folder written by `humanllm compile`?)")
+    if not Build(build).splits.is_dir():
+        raise EvalDataError(f"{Build(build).splits}: no such folder (is {build} a folder written by `humanllm compile`?)")
     records, seen = [], {}
     for split in splits:
-        path = build / "splits" / f"{split}.jsonl"
+        path = Build(build).split(split)
         if not path.exists():
             continue
         for n, row in numbered_rows(path):

@@ -21,6 +21,7 @@ from .composition import composition
 from . import export as ex
 from .adapter import FastChatAdapter
 from .backends import OFFLINE, configure_cache, make_lm
+from .layout import Build
 from .calls import CallPolicy, Limits
 from .lmconfig import LMConfig
 from .pipeline import (GENERATION_PROGRAMS, STAGES, WORK_STAGES, Generator, LMUnavailable, Programs, Usage,
@@ -76,7 +77,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     plan = make_plan(lib, dataset, scenarios=options.scenarios, seed=options.seed, vet=_vetter(lib, out, config, options))
-    write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
+    write_jsonl(Build(out).plan, ex.plan_rows(plan))
     manifest = base_manifest(lib, dataset, plan, config, options.stage, sorted(options.programs))
     timings = {"plan": time.perf_counter() - started}
     if options.stage != "plan":
@@ -92,7 +93,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
             timings["export"] = time.perf_counter() - t
         manifest["run"] = run_usage  # this run's calls, wasted ones included: shown, not written
     else:
-        write_json(out / "manifest.json", manifest)
+        write_json(Build(out).manifest, manifest)
     manifest["timings"] = timings  # shown to the user, not written: outputs stay byte-identical
     return manifest
 
@@ -104,7 +105,7 @@ def _vetter(lib: m.Library, out: Path, config: LMConfig, options: CompileOptions
     from .vetting import make_vetter, recorded_verdicts
 
     return make_vetter(lib, make_lm(config.lm, options.seed or 0, cache=options.cache),
-                       recorded_verdicts(out / "plan.jsonl"))
+                       recorded_verdicts(Build(out).plan))
 
 
 def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConfig, stage: str,
@@ -132,11 +133,11 @@ class Job:
 def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> dict:
     """Run the generation stages; return this run's usage (wasted calls included)."""
     out = options.out
-    failures_path = out / "failures.jsonl"
+    failures_path = Build(out).failures
     if failures_path.exists():  # failed slots are tried again on every run
         failures_path.unlink()
     stores = read_work(out)  # loads and repairs the work files before any worker appends to them
-    totals_path = out / "work" / "usage.json"
+    totals_path = Build(out).usage_totals
     totals = read_json_object(totals_path) if totals_path.exists() else {}  # read first: a bad file stops us early
     slots = options.shard.take(plan.slots) if options.shard else plan.slots
     stages = work_stages(options.stage)
@@ -177,10 +178,10 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
         lms[name] = made[spec]
     offline = all(spec.model == OFFLINE for spec in made)
     if not offline:
-        configure_cache(options.cache_dir or options.out / "cache", options.cache)
+        configure_cache(options.cache_dir or Build(options.out).cache, options.cache)
     wanted = set(slot_ids)
-    failures = JsonlStore(options.out / "failures.jsonl", repair=repair)
-    generator = Generator(job.lib, job.dataset, plan, options.out / "work", failures, options.max_attempts,
+    failures = JsonlStore(Build(options.out).failures, repair=repair)
+    generator = Generator(job.lib, job.dataset, plan, Build(options.out).work_dir, failures, options.max_attempts,
                           Programs(job.lib, lms, replace=_saved_programs(options.programs)), durable=not offline,
                           policy=CallPolicy(config.limits), slots=[s for s in plan.slots if s.id in wanted],
                           repair=repair)
@@ -217,13 +218,13 @@ async def _run(generator: Generator, limits: Limits, stage: str) -> None:
 
 
 def read_work(out: Path) -> dict[str, JsonlStore]:
-    return {stage: JsonlStore(out / "work" / f"{stage}.jsonl") for stage in WORK_STAGES}
+    return {stage: JsonlStore(Build(out).work(stage)) for stage in WORK_STAGES}
 
 
 def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, max_tokens: int | None) -> None:
     """Write the records, exports, card and manifest from the work files and failures."""
     stores = read_work(out)
-    failures_path = out / "failures.jsonl"
+    failures_path = Build(out).failures
     failures = JsonlStore(failures_path).items if failures_path.exists() else {}
     usage = Usage()
     rows = [*(r for s in WORK_STAGES for _, r in sorted(stores[s].items.items())), *(r for _, r in sorted(failures.items()))]
@@ -239,10 +240,10 @@ def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, ma
             parts = [stores[s].get(slot.id) for s in WORK_STAGES]
             if all(parts):
                 records.append(ex.build_record(slot, *parts, lib, manifest["lm"], declared))
-        write_jsonl(out / "records.jsonl", records)
+        write_jsonl(Build(out).records, records)
         manifest["sft_samples"] = ex.export(out, records, max_tokens=max_tokens)
         manifest["splits"] = {s: sum(r["split"] == s for r in records) for s in m.SPLITS}
         manifest["records"] = len(records)
         ex.write_card(out, manifest, records, lib)
         ex.write_patterns(out, records, lib)
-    write_json(out / "manifest.json", manifest)
+    write_json(Build(out).manifest, manifest)

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..compiler import model as m
 from ..compiler.plan import Plan
 from . import sft
+from .layout import Build
 from .composition import card_lines, composition
 from .vetting import verdict_json
 from .channels import split_channels
@@ -59,20 +60,20 @@ def export(out: Path, records: list[dict], *, max_tokens: int | None = None, hf:
     """Write splits/, sft/ and hf/ from the records. Returns SFT sample counts per split."""
     by_split = {s: [r for r in records if r["split"] == s] for s in m.SPLITS}
     for split, rows in by_split.items():
-        write_jsonl(out / "splits" / f"{split}.jsonl", rows)
+        write_jsonl(Build(out).split(split), rows)
     info, sample_counts = {}, {}
     for split, rows in by_split.items():
         samples = [s for r in rows for s in sft.samples(r, max_tokens)]
         sample_counts[split] = len(samples)
-        write_jsonl(out / "sft" / f"messages_{split}.jsonl", samples)
-        write_json(out / "sft" / f"sharegpt_{split}.json", [sft.to_sharegpt(s) for s in samples])
+        write_jsonl(Build(out).sft_messages(split), samples)
+        write_json(Build(out).sharegpt(split), [sft.to_sharegpt(s) for s in samples])
         info[f"humanllm_{split}"] = {
             "file_name": f"sharegpt_{split}.json", "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system"},
             "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
-    write_json(out / "sft" / "dataset_info.json", info)
+    write_json(Build(out).dataset_info, info)
     if hf:
-        save_hf(out / "hf", by_split)
+        save_hf(Build(out).hf, by_split)
     return sample_counts
 
 
@@ -149,13 +150,13 @@ def write_patterns(out: Path, records: list[dict], lib: m.Library) -> None:
     """`patterns.json`: every pattern the records use, with its pattern-level checklist, so the
     build folder is all that evaluation needs."""
     used = sorted({p for r in records for p in r["patterns"]})
-    write_json(out / "patterns.json", {p: {"name": lib.pattern(p).name, "family": lib.pattern(p).family,
+    write_json(Build(out).patterns, {p: {"name": lib.pattern(p).name, "family": lib.pattern(p).family,
                                            "dimension": lib.pattern(p).dimension,
                                            "checklist": list(lib.pattern(p).checklist)} for p in used})
 
 
 def write_card(out: Path, manifest: dict, records: list[dict], lib: m.Library) -> None:
-    write_text(out / "README.md", dataset_card(manifest, records, lib))
+    write_text(Build(out).card, dataset_card(manifest, records, lib))
 
 
 def plan_rows(plan: Plan):

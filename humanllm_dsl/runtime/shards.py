@@ -14,6 +14,7 @@ from ..compiler import model as m
 from ..compiler.plan import Slot, make_plan
 from . import export as ex
 from .backends import LMSpec
+from .layout import Build
 from .lmconfig import LMConfig
 from .pipeline import WORK_STAGES
 from .store import JsonlStore, read_json_object, write_json, write_jsonl
@@ -77,18 +78,18 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
     dataset = lib.dataset(first["dataset"])
     plan = make_plan(lib, dataset, scenarios=first["scenarios"], seed=first["seed"])
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "plan.jsonl", ex.plan_rows(plan))
+    write_jsonl(Build(out).plan, ex.plan_rows(plan))
     for stage in WORK_STAGES:
         rows = {}
         for folder, _ in metas:
-            rows.update(JsonlStore(folder / "work" / f"{stage}.jsonl", repair=False).items)  # read, never cut
+            rows.update(JsonlStore(Build(folder).work(stage), repair=False).items)  # read, never cut
         order = {s.id: k for k, s in enumerate(plan.slots)}
-        write_jsonl(out / "work" / f"{stage}.jsonl", sorted(rows.values(), key=lambda r: order[r["id"]]))
+        write_jsonl(Build(out).work(stage), sorted(rows.values(), key=lambda r: order[r["id"]]))
     failures = {}
     for folder, _ in metas:
-        if (folder / "failures.jsonl").exists():
-            failures.update(JsonlStore(folder / "failures.jsonl", repair=False).items)
-    write_jsonl(out / "failures.jsonl", sorted(failures.values(), key=lambda r: r["id"]))
+        if Build(folder).failures.exists():
+            failures.update(JsonlStore(Build(folder).failures, repair=False).items)
+    write_jsonl(Build(out).failures, sorted(failures.values(), key=lambda r: r["id"]))
     config = LMConfig(lm=LMSpec(model=first["lm"]))
     manifest = base_manifest(lib, dataset, plan, config, first["stage"], first["optimised_programs"])
     manifest["programs"] = first["programs"]

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import attrs
 
-EVAL_SPLITS = ("id_eval", "ood_eval", "mixed_eval")
+from ..compiler.model import SPLITS
+from ..runtime.layout import Build
+
+EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
@@ -95,7 +98,7 @@ def read_chat_file(path: Path) -> list[Messages]:
 
 def train_file(build_dir: Path) -> Path:
     """BUILD_DIR/sft/messages_train.jsonl; a DataError if the folder is not a compiled dataset."""
-    train = Path(build_dir) / "sft" / "messages_train.jsonl"
+    train = Build(Path(build_dir)).sft_messages("train")
     if not train.is_file():
         raise DataError(f"{build_dir} is not a compiled dataset: {train} is missing "
                         "(run `humanllm compile SPECS -o BUILD_DIR` first)")
