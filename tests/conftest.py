@@ -92,3 +92,24 @@ def messages(result: LoadResult, severity: str = "error") -> list[str]:
 def check(tmp_path):
     """check(text) -> LoadResult of a one-file library written to tmp_path."""
     return lambda text, name="spec.hpat": check_text_in(tmp_path, text, name)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's package, via Playwright) for the session's browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
