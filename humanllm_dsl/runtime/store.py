@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ..redact import redact_value
@@ -42,8 +42,29 @@ class StoreError(JsonFileError):
     silently; the message names the file and line."""
 
 
+class _Rows(Mapping):
+    """A store's rows by id, read from its file on access (only byte offsets stay in memory)."""
+
+    def __init__(self, store: "JsonlStore"):
+        self._store = store
+
+    def __getitem__(self, key: str) -> dict:
+        return self._store._read(self._store._index[key])
+
+    def __contains__(self, key) -> bool:
+        return key in self._store._index
+
+    def __iter__(self):
+        return iter(self._store._index)
+
+    def __len__(self) -> int:
+        return len(self._store._index)
+
+
 class JsonlStore:
-    """An append-only file of `{"id": ..., ...}` lines, read back into a dict by id.
+    """An append-only file of `{"id": ..., ...}` lines, read back by id (`items`, `get`).
+    Only each row's byte offset is kept in memory; a row is read from the file when asked for, so
+    memory stays flat however large the file grows, and a row reads back exactly as it was written.
     A torn last line (from a kill mid-write: no newline, or not JSON) is ignored, and cut off
     when `repair` is set (only one process may repair: others may be appending to the same
     file). A damaged line anywhere else raises StoreError. A write that fails (a full disk) is
@@ -55,37 +76,47 @@ class JsonlStore:
         self.durable = durable  # fsync every line, not at most once a second
         self.repair = repair
         self.redact = path.name == FAILURES
-        self.items: dict[str, dict] = {}
+        self._index: dict[str, tuple[int, int]] = {}  # id -> (offset, length) of its last line
+        self.items: Mapping[str, dict] = _Rows(self)
         self._file = None
+        self._reader = None
         self._synced = time.monotonic()
         if path.exists():
             self._load(repair)
 
     def _load(self, repair: bool) -> None:
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")  # the piece after the last newline is b"" unless a write was torn
         good = 0
-        for number, raw in enumerate(lines, 1):
-            if number == len(lines):  # no newline after it: a torn write (or nothing), even if it parses
-                break
-            try:
-                row = json.loads(raw) if raw.strip() else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise StoreError(f"{self.path}:{number}: damaged line (not JSON); fix or delete it, then run again") from None
-            if row is not None:
-                if not isinstance(row, dict) or "id" not in row:
-                    raise StoreError(f"{self.path}:{number}: a record without an `id`")
-                self.items[row["id"]] = row
-            good += len(raw) + 1
-        if repair and good != len(data):
+        with self.path.open("rb") as f:
+            for number, raw in enumerate(f, 1):
+                if not raw.endswith(b"\n"):  # no newline after it: a torn write, even if it parses
+                    break
+                if raw.strip():
+                    try:
+                        row = json.loads(raw)
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        raise StoreError(f"{self.path}:{number}: damaged line (not JSON); fix or delete it, "
+                                         "then run again") from None
+                    if not isinstance(row, dict) or "id" not in row:
+                        raise StoreError(f"{self.path}:{number}: a record without an `id`")
+                    self._index[row["id"]] = (good, len(raw))
+                good += len(raw)
+            size = f.seek(0, os.SEEK_END)
+        if repair and good != size:
             with self.path.open("r+b") as f:
                 f.truncate(good)
 
+    def _read(self, where: tuple[int, int]) -> dict:
+        if self._reader is None:
+            self._reader = os.open(self.path, os.O_RDONLY)
+        offset, length = where
+        return json.loads(os.pread(self._reader, length, offset))
+
     def __contains__(self, key: str) -> bool:
-        return key in self.items
+        return key in self._index
 
     def get(self, key: str) -> dict | None:
-        return self.items.get(key)
+        where = self._index.get(key)
+        return None if where is None else self._read(where)
 
     def append(self, row: dict) -> None:
         """Write one line in one system call, so killing the process cannot lose or tear it; fsync
@@ -120,15 +151,17 @@ class JsonlStore:
             if end is not None:  # the only writer: cut the partial line, so the file stays whole lines
                 os.ftruncate(self._file, end)
             raise
-        # keep the row as a resumed run reads it back (keys sorted): a later stage's prompt, and so
-        # its cache entry and token count, must not depend on whether the row was made in this run
-        self.items[row["id"]] = json.loads(data)
+        # O_APPEND leaves the offset at the end of this write, even with other processes appending
+        self._index[row["id"]] = (os.lseek(self._file, 0, os.SEEK_CUR) - len(data), len(data))
 
     def close(self) -> None:
         if self._file is not None:
             os.fsync(self._file)
             os.close(self._file)
             self._file = None
+        if self._reader is not None:
+            os.close(self._reader)
+            self._reader = None
 
     def __del__(self):
         try:
