@@ -1,47 +1,18 @@
-"""The evaluation report: `report.html` (self-contained: plots embedded) and `plots/*.png`.
+"""The evaluation report: `report.html` (self-contained) and `plots/*.png`.
 
-Contents: the headline scores, tables per split / family / interaction type / pattern, a bar
-chart of IPE and MPD per pattern, the judge-run spread, and example transcripts with their
-verdicts. matplotlib (Agg backend) is imported only here.
+The HTML comes from the viewer's templates (humanllm_dsl/view/templates/report.html): the
+headline scores, the judge-run spread, breakdowns per split / family / interaction type as
+tables and inline SVG bars, the per-pattern scores as a sortable table (readable at 244
+patterns), and example transcripts with each verdict beside the turn its evidence quotes.
+The PNG plots are for papers; matplotlib (Agg backend) is imported only here.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 from ..runtime.store import write_text
-
-SCORE_LABEL = {1: "+1 satisfied", 0: "0 not exhibited", -1: "-1 violated"}
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
-td:first-child,th:first-child{text-align:left}.turn{margin:.2em 0}.gen{background:#eef6ff}
-.v1{color:#176c2f}.v-1{color:#a11}.v0{color:#777}.note{background:#fff6d9;padding:.5em 1em}
-img{max-width:100%}"""
-
-
-def _fmt(entry: dict | None) -> str:
-    if not entry or entry.get("mean") is None:
-        return "&ndash;"
-    return f"{entry['mean']:.1f} &plusmn; {entry['std']:.1f}"
-
-
-def _table(title: str, groups: dict, label: str) -> str:
-    """An HTML table of IPE and MPD per group.
-
-    Args:
-        title: the section heading.
-        groups: `{group: {"IPE": ..., "MPD": ...}}` from results.json's breakdowns.
-        label: the group column's heading.
-    """
-    if not groups:
-        return f"<h2>{html.escape(title)}</h2><p>No samples.</p>"
-    rows = "".join(
-        f"<tr><td>{html.escape(str(g.get('name', key)))}</td><td>{_fmt(g['IPE'])}</td><td>{g['IPE']['n']}</td>"
-        f"<td>{_fmt(g['MPD'])}</td><td>{g['MPD']['n']}</td></tr>" for key, g in groups.items())
-    return (f"<h2>{html.escape(title)}</h2><table><tr><th>{label}</th><th>IPE %</th><th>n</th><th>MPD %</th>"
-            f"<th>n</th></tr>{rows}</table>")
 
 
 def plot_patterns(results: dict, path: Path) -> Path | None:
@@ -111,76 +82,33 @@ def plot_runs(results: dict, path: Path) -> Path | None:
 PLOTS = {"patterns": plot_patterns, "runs": plot_runs}
 
 
-def _img(path: Path | None, alt: str) -> str:
-    if path is None:
-        return f"<p>({html.escape(alt)}: nothing to plot)</p>"
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def _data_uri(path: Path | None) -> str | None:
+    return None if path is None else "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _example(ex: dict) -> str:
-    turns = "".join(
-        f'<div class="turn{" gen" if t.get("generated") else ""}"><b>{html.escape(t["char"])}:</b> '
-        f'{html.escape(t["content"])}</div>' for t in ex["turns"])
-    rows = "".join(
-        f'<tr><td>{i}</td><td>{html.escape(item["kind"].upper())}</td><td>{html.escape(item["text"])}</td>'
-        f'<td class="v{v["score"]}">{SCORE_LABEL[v["score"]]}</td><td>{html.escape(v["evidence"])}</td></tr>'
-        for i, (item, v) in enumerate(zip(ex["items"], ex["verdicts"], strict=True), 1))
-    hol = ex.get("holistic") or {}
-    holistic = (f"<p>Holistic (run 1): anthropomorphism {hol['anthropomorphism']}, fidelity {hol['fidelity']}. "
-                f"{html.escape(hol.get('rationale', ''))}</p>" if hol.get("status") == "ok" else "")
-    return (f"<h3>{html.escape(ex['sample'])} ({html.escape(ex['split'])})</h3>"
-            f"<p>Generated turns of {html.escape(ex['character'])} are shaded.</p>{turns}"
-            f"<table><tr><th>#</th><th>level</th><th>item</th><th>verdict (run 1)</th><th>evidence</th></tr>{rows}</table>"
-            f"{holistic}")
+def _example(ex: dict) -> dict:
+    """A transcript with its run-1 verdicts placed beside the turns their evidence quotes."""
+    from ..view.evidence import place
+
+    verdicts = [{**item, **v, "item": k, "run": 1}
+                for k, (item, v) in enumerate(zip(ex["items"], ex["verdicts"], strict=True), 1)]
+    beside, nowhere = place(ex["turns"], verdicts)
+    return {**ex, "beside": beside, "nowhere": nowhere}
 
 
 def render_html(results: dict, images: dict[str, Path | None], examples: list[dict]) -> str:
-    """The report's HTML.
+    """The report's HTML, from the viewer's Jinja2 templates (autoescaped; stylesheet inlined).
 
     Args:
         results: results.json's content.
         images: plot name -> PNG path (or None).
         examples: transcripts with run-1 verdicts (see `results.examples`).
     """
-    off = results["offline"]
-    note = ""
-    if off["model"] or off["judge"]:
-        who = " and ".join(w for w, flag in (("model", off["model"]), ("judge", off["judge"])) if flag)
-        note = (f'<p class="note">The {who} is the offline engine: a deterministic placeholder, so these '
-                "numbers test the pipeline and say nothing about a model.</p>")
-    hol = results.get("holistic") or {}
-    holistic_rows = "".join(f"<tr><td>holistic {k}</td><td>{_fmt(v)}</td><td>{v['n']}</td></tr>" for k, v in hol.items())
-    j, r = results["judge"], results["rollouts"]
-    grounded = "&ndash;" if j["evidence_grounded"] is None else f"{100 * j['evidence_grounded']:.0f}%"
-    channels = "&ndash;" if r["three_channels"] is None else f"{100 * r['three_channels']:.0f}%"
-    b = results["breakdowns"]
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>humanllm eval: {html.escape(results['model'])}</title>"
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>Evaluation of <code>{html.escape(results['model'])}</code></h1>",
-        f"<p>Judge <code>{html.escape(results['judge_model'])}</code>, {results['runs']} run(s); build "
-        f"<code>{html.escape(results['build'])}</code>; splits {', '.join(results['splits'])}; "
-        f"{results['samples']} samples (scenario &times; target character).</p>", note,
-        "<h2>Scores</h2><table><tr><th>metric</th><th>mean &plusmn; std over runs</th><th>n</th></tr>"
-        f"<tr><td>IPE (individual pattern expression) %</td><td>{_fmt(results['IPE'])}</td><td>{results['IPE']['n']}</td></tr>"
-        f"<tr><td>MPD (multi-pattern dynamics) %</td><td>{_fmt(results['MPD'])}</td><td>{results['MPD']['n']}</td></tr>"
-        f"{holistic_rows}</table>",
-        "<p>IPE and MPD are in [-100, 100] (items scored +1 / 0 / -1); holistic ratings in [0, 100]. "
-        "Holistic judges tend to punish faithful but socially undesirable behaviour, which the checklists do not.</p>",
-        f"<p>Rollouts: {r['done']} done, {r['failed']} failed; {r['generated_turns']} generated turns "
-        f"({r['truncated_turns']} cut off at the token limit), {channels} with all three channels. Judge: {j['verdict_sets']} verdict sets ({j['items']} items), {j['failed']} failed, "
-        f"{j['retried']} needed a retry; {grounded} of non-zero verdicts quote evidence found in the transcript.</p>",
-        "<h2>Judge-run spread</h2>", _img(images.get("runs"), "judge-run spread"),
-        _table("Per split", b["split"], "split"),
-        _table("Per family", b["family"], "family"),
-        _table("Per interaction type", b["interaction"], "interaction"),
-        "<h2>Per pattern</h2>", _img(images.get("patterns"), "per-pattern scores"),
-        _table("Per pattern (table)", b["pattern"], "pattern"),
-        "<h2>Example transcripts</h2>", "".join(_example(e) for e in examples) or "<p>None.</p>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    from ..view.render import render, script, stylesheet
+
+    return render("report.html", inline={"css": stylesheet(), "js": script()}, r=results,
+                  runs_plot=_data_uri(images.get("runs")), patterns_plot=images.get("patterns") is not None,
+                  examples=[_example(e) for e in examples])
 
 
 def write_report(out: Path, results: dict, examples: list[dict]) -> Path:
