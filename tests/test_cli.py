@@ -240,3 +240,115 @@ def test_check_does_not_import_heavy_libraries(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().split("\n")[-1] == "0 False []"
+
+
+# ---- the package: no import cycle, one table of errors ---------------------------------------------
+CLI_MODULES = ("humanllm_dsl.cli", "humanllm_dsl.cli.common", "humanllm_dsl.cli.spec", "humanllm_dsl.cli.compile",
+               "humanllm_dsl.cli.eval", "humanllm_dsl.cli.train", "humanllm_dsl.annotate.cli")
+
+
+@pytest.mark.parametrize("first", CLI_MODULES)
+def test_cli_modules_import_in_any_order(first):
+    """Each module imported first in a fresh interpreter, then the rest; then the parser is built."""
+    order = [first, *(m for m in CLI_MODULES if m != first)]
+    code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in order) + (
+        "from humanllm_dsl.cli import build_parser\nbuild_parser()\nprint('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_command_modules_never_import_the_root():
+    import ast
+    from pathlib import Path
+
+    import humanllm_dsl.cli as root
+
+    folder = Path(root.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")}
+    for path in folder.glob("*.py"):
+        if path.stem in ("__init__", "__main__"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                from_root = (node.level == 1 and node.module is None
+                             and not {a.name for a in node.names} <= modules) or node.module == "humanllm_dsl.cli"
+                assert not from_root, f"{path.name}:{node.lineno} imports from the cli root"
+
+
+def test_every_command_module_registers_its_commands():
+    import argparse
+    import importlib
+
+    from humanllm_dsl import cli
+
+    registered = {}
+    for name in cli.COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).add_commands(sub)
+        registered[name.removeprefix("humanllm_dsl.")] = set(sub.choices)
+    assert {"cli.spec": {"check", "fmt", "dump", "list", "show"}, "cli.compile": {"compile", "merge"},
+            "cli.train": {"train"}, "cli.eval": {"eval", "align", "optimize"},
+            "annotate.cli": {"annotate"}}.items() <= registered.items()
+    parser = build_parser()
+    assert set(next(a for a in parser._actions if a.dest == "command").choices) == set().union(*registered.values())
+
+
+def test_every_class_in_the_error_table_exists():
+    import importlib
+
+    from humanllm_dsl.cli import ERRORS
+
+    for name in ERRORS:
+        module, _, qualname = name.rpartition(".")
+        cls = getattr(importlib.import_module(module), qualname)
+        assert isinstance(cls, type) and issubclass(cls, BaseException), name
+
+
+def test_errors_are_looked_up_along_the_class_hierarchy():
+    import errno
+
+    from humanllm_dsl.cli import EXIT_IO, EXIT_OK, EXIT_SPEC, EXIT_USAGE, handling
+    from humanllm_dsl.runtime.outdir import OutputBusy
+    from humanllm_dsl.runtime.store import StoreError
+
+    assert handling(OutputBusy("busy")).exit_code(OutputBusy("busy")) == EXIT_USAGE  # via UsageError
+    assert handling(StoreError("bad")).exit_code(StoreError("bad")) == EXIT_SPEC  # via JsonFileError
+    assert handling(BrokenPipeError()).exit_code(BrokenPipeError()) == EXIT_OK  # before OSError
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert handling(full).exit_code(full) == EXIT_IO
+    assert handling(ValueError("x")) is None and handling(SystemExit(0)) is None
+
+
+def test_an_error_not_in_the_table_is_not_swallowed(monkeypatch, tmp_path):
+    from humanllm_dsl.cli import spec
+
+    def boom(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(spec, "cmd_check", boom)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["check", str(tmp_path)])
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    path = write(tmp_path, "lib.hpat", clean_library())
+    for module in ("humanllm_dsl", "humanllm_dsl.cli"):
+        done = subprocess.run([sys.executable, "-m", module, "check", str(path)], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0 and done.stdout.startswith("ok: 1 files"), done.stderr
+
+
+def test_shared_names_have_one_source():
+    from humanllm_dsl.compiler.model import EVAL_SPLITS, SPLITS, TRAIN_SPLIT
+    from humanllm_dsl.compiler.saved_programs import PROGRAM_CLASSES
+    from humanllm_dsl.evaluate import data as eval_data
+    from humanllm_dsl.evaluate.optimize import TARGETS
+    from humanllm_dsl.runtime import lmconfig, stages
+    from humanllm_dsl.train import data as train_data
+
+    assert tuple(PROGRAM_CLASSES) == stages.PROGRAMS == lmconfig.PROGRAMS
+    assert set(TARGETS) <= set(stages.PROGRAMS)
+    assert (TRAIN_SPLIT, *EVAL_SPLITS) == SPLITS
+    assert eval_data.EVAL_SPLITS is EVAL_SPLITS and train_data.EVAL_SPLITS is EVAL_SPLITS
+    assert build_parser().parse_args(["eval", "b", "--model", "m", "-o", "o"]).judge == stages.OFFLINE

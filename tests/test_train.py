@@ -283,7 +283,7 @@ def test_config_file_errors_name_the_key(tmp_path, text, message):
 
 def test_flags_override_the_config_file(tmp_path):
     from humanllm_dsl.cli import build_parser
-    from humanllm_dsl.cli_train import resolve
+    from humanllm_dsl.cli.train import resolve
 
     path = tmp_path / "c.yaml"
     path.write_text("build_dir: b\nmodel: m\nout: o\nepochs: 5\nlr: 0.1\nlora: {r: 8}\n")
@@ -397,7 +397,7 @@ class Probe:
             tried.append(name)
         return None
 sys.meta_path.insert(0, Probe())
-import humanllm_dsl, humanllm_dsl.train, humanllm_dsl.cli_train
+import humanllm_dsl, humanllm_dsl.train, humanllm_dsl.cli.train
 from humanllm_dsl.cli import main
 rc1 = main(["check", {str(ROOT / "specs")!r}])
 rc2 = main(["compile", {str(ROOT / "specs")!r}, "-o", {str(tmp_path / "q")!r}, "--scenarios", "3", "--no-progress"])

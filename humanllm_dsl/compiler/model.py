@@ -19,6 +19,7 @@ MECHANISM_KINDS = {
     "trait": ("cognitive", "emotional", "behavioral"),
 }
 SPLITS = ("train", "id_eval", "ood_eval", "mixed_eval")
+TRAIN_SPLIT, EVAL_SPLITS = SPLITS[0], SPLITS[1:]
 
 
 @attrs.frozen

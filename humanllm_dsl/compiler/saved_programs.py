@@ -20,20 +20,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..runtime.stages import PROGRAMS
 from ..runtime.store import write_json
 
 FORMAT = 1
 STATE_FILE, META_FILE = "program.json", "meta.json"
 
-# program name -> class name in humanllm_dsl.compiler.programs
-PROGRAM_CLASSES = {
-    "scenario": "ScenarioSynthesis",
-    "conversation": "ConversationSynthesis",
-    "checklist": "ScenarioChecklist",
-    "variation": "ScenarioVariation",
-    "judge": "ChecklistJudge",
-    "holistic": "HolisticJudge",
-}
+# program name -> class name in humanllm_dsl.compiler.programs, in the order of `PROGRAMS`
+PROGRAM_CLASSES = dict(zip(PROGRAMS, ("ScenarioSynthesis", "ConversationSynthesis", "ScenarioChecklist",
+                                      "ScenarioVariation", "ChecklistJudge", "HolisticJudge"), strict=True))
 
 
 class SavedProgramError(Exception):

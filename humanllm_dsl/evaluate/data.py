@@ -13,11 +13,10 @@ from pathlib import Path
 
 import attrs
 
-from ..compiler.model import SPLITS
+from ..compiler.model import EVAL_SPLITS, TRAIN_SPLIT
 from ..runtime.layout import Build
 
-EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")
-SPLIT_CHOICES = (*EVAL_SPLITS, "train", "all")
+SPLIT_CHOICES = (*EVAL_SPLITS, TRAIN_SPLIT, "all")
 RECORD_KEYS = ("id", "patterns", "characters", "char2pattern", "conversation", "checklist", "background")
 
 

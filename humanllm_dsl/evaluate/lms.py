@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-OFFLINE = "offline"  # runtime.backends.OFFLINE, named here so results need not import dspy
+from ..runtime.stages import OFFLINE
 
 
 class LMSpecError(Exception):

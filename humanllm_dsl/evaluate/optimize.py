@@ -14,6 +14,8 @@ from pathlib import Path
 
 import attrs
 
+from ..compiler.model import TRAIN_SPLIT
+from ..runtime.stages import OFFLINE
 from .scores import HOLISTIC, KINDS
 
 
@@ -34,12 +36,12 @@ class OptimizeOptions:
     optimizer: str = "bootstrap"
     human: Path | None = None
     rollouts: Path | None = None
-    lm: str = "offline"
-    judge: str = "offline"
+    lm: str = OFFLINE
+    judge: str = OFFLINE
     reflection_lm: str | None = None
     api_base: str | None = None
     specs: tuple[str, ...] = ("specs",)
-    split: str = "train"
+    split: str = TRAIN_SPLIT
     limit: int = 20
     val_fraction: float = 0.25
     max_demos: int = 4
@@ -136,7 +138,7 @@ def _samples_with_turns(o: OptimizeOptions):
     from . import rollout as R
 
     patterns = D.load_patterns(o.build)
-    samples = D.samples_of(D.load_records(o.build, (*D.EVAL_SPLITS, "train")), patterns)
+    samples = D.samples_of(D.load_records(o.build, (*D.EVAL_SPLITS, TRAIN_SPLIT)), patterns)
     if o.rollouts is None:
         return [(s, R.reference_rollout(s)["turns"]) for s in samples]
     path = o.rollouts / "rollouts.jsonl"
@@ -393,7 +395,7 @@ def optimize(o: OptimizeOptions) -> dict:
     from ..runtime.adapter import FastChatAdapter
     from ..runtime.backends import configure_cache
     from ..runtime.calls import CallPolicy, Limits, UsageMeter
-    from .lms import OFFLINE, make_lm
+    from .lms import make_lm
 
     if o.target not in TARGET_REGISTRY:
         raise OptimizeError(f"unknown target `{o.target}` (one of: {', '.join(TARGETS)})")

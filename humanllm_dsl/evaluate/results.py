@@ -7,10 +7,10 @@ import io
 from pathlib import Path
 
 from ..runtime.store import JsonlStore, write_text
+from ..runtime.stages import OFFLINE
 from . import data as D
 from . import rollout as R
 from . import scores as S
-from .lms import OFFLINE
 
 
 def judged_rows(store: JsonlStore, samples, runs: int) -> list[tuple[D.Sample, dict]]:

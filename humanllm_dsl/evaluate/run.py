@@ -23,6 +23,7 @@ from pathlib import Path
 
 import attrs
 
+from ..runtime.stages import OFFLINE
 from ..runtime.store import JsonFileError, JsonlStore, read_json_object, write_json
 from . import data as D
 from . import judge as J
@@ -41,7 +42,7 @@ class EvalOptions:
     build: Path
     out: Path
     model: str
-    judge: str = "offline"
+    judge: str = OFFLINE
     split: str = "all"
     runs: int = 3
     api_base: str | None = None
@@ -159,7 +160,7 @@ def evaluate(o: EvalOptions) -> dict:
     from ..runtime.backends import configure_cache
     from ..runtime.calls import CallPolicy, UsageMeter
     from ..runtime.progress import Progress
-    from .lms import OFFLINE, make_lm
+    from .lms import make_lm
     from .scores import IPE_AVERAGES
 
     if o.runs < 1:

@@ -20,8 +20,7 @@ from dspy.clients.cache import Cache
 from dspy.utils.exceptions import LMTransportError
 
 from .calls import CallPolicy, TruncatedOutput, UsageMeter
-
-OFFLINE = "offline"
+from .stages import OFFLINE
 
 # DSPy logs a warning for every truncated answer; here truncation is handled instead (a program's
 # answer is refused and retried, a role-play turn is flagged), so the warning would only be noise.

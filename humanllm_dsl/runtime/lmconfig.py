@@ -31,8 +31,7 @@ import cattrs
 
 from .backends import LMSpec
 from .calls import Limits
-
-PROGRAMS = ("scenario", "conversation", "checklist", "variation", "judge", "holistic")
+from .stages import GENERATION_PROGRAMS, PROGRAMS
 _SECRET_KEYS = {"api_key", "key", "token", "password", "secret"}
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
@@ -50,12 +49,12 @@ class LMConfig:
     def for_program(self, name: str) -> LMSpec:
         return self.programs.get(name, self.lm)
 
-    def check_keys(self, names=PROGRAMS[:4]) -> None:
+    def check_keys(self, names=GENERATION_PROGRAMS) -> None:
         """Raise ValueError if a key the config names by `api_key_env` is missing from the environment."""
         for name in names:
             self.for_program(name).key()
 
-    def models(self, names=PROGRAMS[:4]) -> dict[str, str]:
+    def models(self, names=GENERATION_PROGRAMS) -> dict[str, str]:
         """Program -> model label, for the manifest."""
         return {name: self.for_program(name).label for name in names}
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import attrs
 
-from ..compiler.model import SPLITS
+from ..compiler.model import EVAL_SPLITS, TRAIN_SPLIT
 from ..runtime.layout import Build
 
-EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
@@ -98,7 +97,7 @@ def read_chat_file(path: Path) -> list[Messages]:
 
 def train_file(build_dir: Path) -> Path:
     """BUILD_DIR/sft/messages_train.jsonl; a DataError if the folder is not a compiled dataset."""
-    train = Build(Path(build_dir)).sft_messages("train")
+    train = Build(Path(build_dir)).sft_messages(TRAIN_SPLIT)
     if not train.is_file():
         raise DataError(f"{build_dir} is not a compiled dataset: {train} is missing "
                         "(run `humanllm compile SPECS -o BUILD_DIR` first)")
@@ -108,11 +107,11 @@ def train_file(build_dir: Path) -> Path:
 def load_build(build_dir: Path) -> dict[str, list[Messages]]:
     """The SFT export of a compiled dataset: `train` plus the evaluation splits (possibly empty)."""
     train = train_file(build_dir)
-    splits = {"train": read_chat_file(train)}
-    if not splits["train"]:
+    splits = {TRAIN_SPLIT: read_chat_file(train)}
+    if not splits[TRAIN_SPLIT]:
         raise DataError(f"{train} holds no samples: there is nothing to train on")
     for split in EVAL_SPLITS:
-        path = train.parent / f"messages_{split}.jsonl"
+        path = Build(Path(build_dir)).sft_messages(split)
         splits[split] = read_chat_file(path) if path.is_file() else []
     return splits
 

@@ -120,7 +120,7 @@ def build(cfg: c.TrainConfig, *, console: bool = True, progress: bool = False) -
         _quiet()
     splits = d.load_build(Path(cfg.build_dir))
     sources = [(m.source, d.load_source(m.source), m.weight) for m in cfg.mix]
-    train, parts = d.mix(splits["train"], cfg.data_weight, sources, cfg.seed)
+    train, parts = d.mix(splits[d.TRAIN_SPLIT], cfg.data_weight, sources, cfg.seed)
     evals = {s: d.to_dataset(splits[s]) for s in d.EVAL_SPLITS if splits[s]}
 
     tokenizer = load_tokenizer(cfg)

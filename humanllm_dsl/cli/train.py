@@ -10,7 +10,9 @@ import contextlib
 import sys
 from pathlib import Path
 
-from .train import config as c
+from ..compiler.loader import UsageError
+from ..train import config as c
+from .common import EXIT_OK
 
 S = argparse.SUPPRESS  # flags left out do not override the config file
 
@@ -131,36 +133,19 @@ def resolve(args) -> object:
 
 
 def cmd_train(args) -> int:
-    from .cli import EXIT_OK, EXIT_SPEC, EXIT_USAGE
-    from .train.data import DataError, train_file
+    """Bad settings and bad data go up as errors (ConfigError, DataError, ...) to the table in `cli`."""
+    from ..train.data import train_file
 
-    def fail(code: int, message: str) -> int:
-        print(f"humanllm train: error: {message}", file=sys.stderr)
-        return code
-
-    try:
-        cfg = resolve(args)
-    except c.ConfigError as exc:
-        return fail(EXIT_USAGE, str(exc))
+    cfg = resolve(args)
     if not Path(cfg.build_dir).is_dir():
-        return fail(EXIT_USAGE, f"BUILD_DIR {cfg.build_dir} does not exist")
-    try:
-        train_file(cfg.build_dir)  # before torch is imported: a wrong folder fails at once
-    except DataError as exc:
-        return fail(EXIT_SPEC, str(exc))
+        raise UsageError(f"BUILD_DIR {cfg.build_dir} does not exist")
+    train_file(cfg.build_dir)  # before torch is imported: a wrong folder fails at once
 
-    from .train.template import TemplateError
-    from .train.trainer import ModelError, run
+    from ..runtime.outdir import claim, lead_process
+    from ..train.trainer import run
 
-    from .runtime.outdir import claim, lead_process
-
-    try:
-        with claim(Path(cfg.out), "train") if lead_process() else contextlib.nullcontext():
-            summary = run(cfg, console=True, progress=not args.no_progress and sys.stderr.isatty())
-    except (c.ConfigError, ModelError) as exc:
-        return fail(EXIT_USAGE, str(exc))
-    except (DataError, TemplateError) as exc:
-        return fail(EXIT_SPEC, str(exc))
+    with claim(Path(cfg.out), "train") if lead_process() else contextlib.nullcontext():
+        summary = run(cfg, console=True, progress=not args.no_progress and sys.stderr.isatty())
     evals = ", ".join(f"{k} {v:.4f}" for k, v in summary["eval"].items())
     print(f"trained {summary['global_step']} steps, train loss {summary['train_loss']:.4f}"
           f"{'; eval loss: ' + evals if evals else ''}")

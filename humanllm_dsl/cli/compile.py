@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .compiler.loader import check_paths
-
-from .runtime.stages import STAGES as STAGE_CHOICES
+from ..compiler.loader import UsageError, check_paths
+from ..runtime.stages import EXPORT, PLAN, STAGES
+from .common import DISK_FULL, EXIT_FAILURES, EXIT_OK, EXIT_SPEC, InputError, print_diagnostics, progress_mode
 
 
 def add_commands(sub) -> None:
@@ -46,7 +46,7 @@ def add_commands(sub) -> None:
     limits.add_argument("--max-attempts", type=int, default=3, metavar="K",
                         help="tries per output (with the problems as feedback) before it goes to failures.jsonl (default 3)")
     run = p.add_argument_group("running")
-    run.add_argument("--stage", choices=STAGE_CHOICES, default="export", help="stop after this stage (default: export)")
+    run.add_argument("--stage", choices=STAGES, default=EXPORT, help=f"stop after this stage (default: {EXPORT})")
     run.add_argument("--shard", metavar="I/N", help="compile only share I of N of the plan (join shares with `humanllm merge`)")
     run.add_argument("--cache-dir", type=Path, metavar="DIR", help="where DSPy caches LM answers (default: DIR/cache)")
     run.add_argument("--no-cache", action="store_true", help="do not cache LM answers")
@@ -67,29 +67,16 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_merge, out_kind=_merge_kind)
 
 
-def _error(command: str, message: str, code: int) -> int:
-    print(f"humanllm {command}: error: {message}", file=sys.stderr)
-    return code
-
-
 def _merge_kind(args) -> str:
     """A merged folder is what one machine's compile writes: a build. Never one of the shards."""
-    from .compiler.loader import UsageError
-
     if args.out.resolve() in {folder.resolve() for folder in args.shards}:
         raise UsageError(f"-o {args.out}: is one of the shards; merge into a new folder")
     return "build"
 
 
 def cmd_compile(args) -> int:
-    from .cli import EXIT_FAILURES, EXIT_SPEC, EXIT_USAGE, print_diagnostics
-    from .compiler.plan import PlanError
-    from .compiler.saved_programs import SavedProgramError
-    from .runtime.compile import Interrupted, compile_dataset
-    from .runtime.lmconfig import ConfigError
-    from .runtime.pipeline import LMUnavailable
-    from .runtime.store import JsonFileError
-    from .runtime.workers import WorkerFailed
+    """Errors of planning, the LM, the work files and the workers go up to the table in `cli`."""
+    from ..runtime.compile import compile_dataset
 
     result = check_paths(args.specs)
     if result.errors:
@@ -97,37 +84,21 @@ def cmd_compile(args) -> int:
         return EXIT_SPEC
     try:
         options = _options(args, result.library)
-    except KeyError as exc:
-        return _error("compile", exc.args[0], EXIT_USAGE)
-    except (ValueError, ConfigError, SavedProgramError) as exc:
-        return _error("compile", str(exc), EXIT_USAGE)
-    work = args.out / "work"
-    try:
-        manifest = compile_dataset(result.library, options)
-    except PlanError as exc:
-        return _error("compile", f"the dataset cannot be planned: {exc}", EXIT_SPEC)
-    except LMUnavailable as exc:
-        return _error("compile", f"the LM cannot be used: {exc}\nNothing was lost: finished work is in "
-                                 f"{work}; fix the model, key or address and run the same command again.", EXIT_USAGE)
-    except JsonFileError as exc:  # a damaged work file or run totals
-        return _error("compile", str(exc), EXIT_SPEC)
-    except WorkerFailed as exc:
-        return _error("compile", f"{exc}\nFinished work is kept in {work}; run the same command again to resume.",
-                      EXIT_SPEC)
-    except Interrupted as exc:
-        print(f"\ninterrupted: {exc}; every finished result is saved in {work}.\n"
-              f"Run the same command again to resume.", file=sys.stderr)
-        return 130
+    except KeyError as exc:  # an unknown dataset
+        raise UsageError(exc.args[0]) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    manifest = compile_dataset(result.library, options)
     _print_summary(manifest, args)
-    missing = manifest["scenarios"] - manifest["records"] if args.stage == "export" and not args.shard else 0
-    return EXIT_FAILURES if _print_failures(args.out, missing) else 0
+    missing = manifest["scenarios"] - manifest["records"] if args.stage == EXPORT and not args.shard else 0
+    return EXIT_FAILURES if _print_failures(args.out, missing) else EXIT_OK
 
 
 def _options(args, lib):
     """CompileOptions from the command line; bad values raise KeyError (dataset) or ValueError."""
-    from .runtime.compile import CompileOptions
-    from .runtime.lmconfig import load_config
-    from .runtime.shards import Shard
+    from ..runtime.compile import CompileOptions
+    from ..runtime.lmconfig import load_config
+    from ..runtime.shards import Shard
 
     for flag in ("scenarios", "concurrency", "max_attempts", "workers"):
         value = getattr(args, flag)
@@ -143,7 +114,7 @@ def _options(args, lib):
         out=args.out, dataset=args.dataset, scenarios=args.scenarios, seed=args.seed, lm=args.lm,
         api_base=args.api_base, lm_config=load_config(args.lm_config) if args.lm_config else None, limits=limits,
         stage=args.stage, max_attempts=args.max_attempts, max_tokens=args.max_tokens,
-        progress=None if args.no_progress else "bar" if sys.stderr.isatty() else "log", cache=not args.no_cache,
+        progress=progress_mode(args.no_progress), cache=not args.no_cache,
         cache_dir=args.cache_dir, shard=Shard.parse(args.shard) if args.shard else None,
         programs=_load_programs(args.program), workers=args.workers, vet=args.vet)
     options.config().check_keys()
@@ -159,18 +130,18 @@ def _print_summary(manifest: dict, args) -> None:
         r = manifest["run"]
         print(f"this run: {r['calls']} LM calls, {r['prompt_tokens']} prompt + {r['completion_tokens']} completion "
               f"tokens" + (f", ${r['cost']:.2f}" if r['cost'] else "") + f", {r['retries']} retries")
-    if args.stage == "plan":
-        from .runtime.composition import summary
+    if args.stage == PLAN:
+        from ..runtime.composition import summary
 
         print(summary(manifest["composition"]) + " (the full figures are in manifest.json)")
     if "shard" in manifest:
         i, n = manifest["shard"]
         print(f"shard {i}/{n} done; join all {n} shards with `humanllm merge DIR... -o OUT`")
-    elif args.stage != "plan":
+    elif args.stage != PLAN:
         cost = f", ${manifest['cost_usd']:.2f}" if manifest["cost_usd"] else ""
         print(f"dataset: {manifest['lm_calls']} LM calls{cost}, {manifest['failures']} failed scenarios "
               f"(see failures.jsonl); every run so far: see work/usage.json")
-        if args.stage == "export":
+        if args.stage == EXPORT:
             print(f"wrote {manifest['records']} records and {sum(manifest['sft_samples'].values())} SFT samples "
                   f"to {args.out}/")
     print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
@@ -179,7 +150,7 @@ def _print_summary(manifest: dict, args) -> None:
 def _print_failures(out: Path, missing: int = 0, shown: int = 3) -> int:
     """Say on stderr what failed where (stage, count, the first reasons) and how to retry; return
     the number of failed scenarios (at least `missing`: planned scenarios without a record)."""
-    from .runtime.store import FAILURES, JsonlStore
+    from ..runtime.store import FAILURES, JsonlStore
 
     path = out / FAILURES
     rows = list(JsonlStore(path, repair=False).items.values()) if path.exists() else []
@@ -204,25 +175,22 @@ def _load_programs(paths) -> dict:
     loaded once here, so a bad folder is reported before any work starts."""
     if not paths:
         return {}
-    from .compiler.saved_programs import load_program
-    from .runtime.pipeline import GENERATION_PROGRAMS
+    from ..compiler.saved_programs import load_program
+    from ..runtime.stages import GENERATION_PROGRAMS
 
     return {load_program(path, expect=GENERATION_PROGRAMS)[0]: path for path in paths}
 
 
 def cmd_merge(args) -> int:
-    from .cli import DISK_FULL, EXIT_SPEC
-    from .runtime.shards import merge_shards
+    from ..runtime.shards import merge_shards
 
     try:
         manifest = merge_shards(args.shards, args.out)
     except (ValueError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             raise  # the top level says what to do
-        return _error("merge", str(exc), EXIT_SPEC)
+        raise InputError(str(exc)) from exc
     print(f"merged {len(args.shards)} shards: {manifest['records']} records, "
           f"{manifest['failures']} failed scenarios, written to {args.out}/")
-    from .cli import EXIT_FAILURES
-
-    missing = manifest["scenarios"] - manifest["records"] if manifest["stage"] == "export" else 0
-    return EXIT_FAILURES if _print_failures(args.out, missing) else 0
+    missing = manifest["scenarios"] - manifest["records"] if manifest["stage"] == EXPORT else 0
+    return EXIT_FAILURES if _print_failures(args.out, missing) else EXIT_OK

@@ -7,6 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..compiler.loader import UsageError
+from ..compiler.model import TRAIN_SPLIT
+from ..runtime.stages import JUDGE_PROGRAMS, OFFLINE
+from .common import EXIT_OK, progress_mode
+
 EVAL_EPILOG = """\
 MODEL and --judge take `offline` (the deterministic engine: placeholder numbers, no network),
 any model string dspy.LM accepts (e.g. openai/gpt-4o-mini; keys from the environment), or
@@ -41,8 +46,8 @@ The optimised program is saved to -o DIR (meta.json + program.json); load it wit
 
 
 def add_commands(sub) -> None:
-    from .evaluate.data import SPLIT_CHOICES  # light: names only
-    from .evaluate.scores import IPE_AVERAGES
+    from ..evaluate.data import SPLIT_CHOICES  # light: names only
+    from ..evaluate.scores import IPE_AVERAGES
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -55,7 +60,7 @@ def add_commands(sub) -> None:
         epilog=EVAL_EPILOG)
     p.add_argument("build", type=Path, metavar="BUILD_DIR", help="a folder written by `humanllm compile`")
     p.add_argument("--model", required=True, metavar="MODEL", help="the model to evaluate (see below)")
-    p.add_argument("--judge", default="offline", metavar="MODEL",
+    p.add_argument("--judge", default=OFFLINE, metavar="MODEL",
                    help="the judge model (default: offline). The paper's judge is a small strong model "
                         "different from the evaluated one")
     p.add_argument("--split", default="all", choices=SPLIT_CHOICES,
@@ -93,7 +98,7 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.set_defaults(func=cmd_align)
 
-    from .evaluate.optimize import OPTIMIZERS, TARGETS  # light: registries of names, no dspy import
+    from ..evaluate.optimize import OPTIMIZERS, TARGETS  # light: registries of names, no dspy import
     p = sub.add_parser(
         "optimize", help="optimise the judge or a generation program with a DSPy optimiser", formatter_class=fmt,
         description="Optimise a program with a DSPy optimiser and save it.", epilog=OPTIMIZE_EPILOG)
@@ -107,13 +112,13 @@ def add_commands(sub) -> None:
     p.add_argument("--rollouts", type=Path, metavar="EVAL_DIR",
                    help="an eval folder whose rollouts the human ratings are about (default: the build's own "
                         "conversations, sample ids RECORD_ID/CHARACTER)")
-    p.add_argument("--lm", default="offline", metavar="MODEL", help="the LM running the program (default offline)")
-    p.add_argument("--judge", default="offline", metavar="MODEL", help="the judge scoring `conversation` (default offline)")
+    p.add_argument("--lm", default=OFFLINE, metavar="MODEL", help="the LM running the program (default offline)")
+    p.add_argument("--judge", default=OFFLINE, metavar="MODEL", help="the judge scoring `conversation` (default offline)")
     p.add_argument("--reflection-lm", metavar="MODEL", help="GEPA's reflection LM / MIPROv2's prompt model (default: --lm)")
     p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
     p.add_argument("--specs", default=["specs"], nargs="+", metavar="SPECS",
                    help="spec files or folders (conversation target: pattern definitions; default specs)")
-    p.add_argument("--split", default="train", choices=SPLIT_CHOICES,
+    p.add_argument("--split", default=TRAIN_SPLIT, choices=SPLIT_CHOICES,
                    help="scenarios to optimise on (conversation target; default train)")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N training examples (default 20)")
     p.add_argument("--val-fraction", type=float, default=0.25, metavar="F",
@@ -139,57 +144,41 @@ def add_call_options(p) -> None:
     calls.add_argument("--no-cache", action="store_true", help="do not cache LM answers (ask the model afresh)")
 
 
-def call_option_problem(args) -> str | None:
-    """What is wrong with the LM-call options, if anything."""
+def check_call_options(args) -> None:
+    """Raise UsageError if an LM-call option is out of range."""
     if args.concurrency < 1:
-        return "--concurrency must be at least 1"
+        raise UsageError("--concurrency must be at least 1")
     for flag in ("rpm", "tpm", "timeout"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
-            return f"--{flag} must be positive"
-    return None
-
-
-def _error(command: str, message: str, code: int) -> int:
-    print(f"humanllm {command}: error: {message}", file=sys.stderr)
-    return code
+            raise UsageError(f"--{flag} must be positive")
 
 
 def cmd_eval(args) -> int:
-    from .cli import EXIT_SPEC, EXIT_USAGE
-    from .evaluate.data import EvalDataError
-    from .evaluate.lms import LMSpecError
-    from .evaluate.run import EvalOptions, EvalUsageError, evaluate
+    from ..evaluate.run import EvalOptions, evaluate
 
     for flag, value, low in (("--runs", args.runs, 1), ("--max-attempts", args.max_attempts, 1),
                              ("--max-tokens", args.max_tokens, 1), ("--examples", args.examples, 0)):
         if value < low:
-            return _error("eval", f"{flag} must be at least {low}", EXIT_USAGE)
-    problem = call_option_problem(args)
-    if problem:
-        return _error("eval", problem, EXIT_USAGE)
+            raise UsageError(f"{flag} must be at least {low}")
+    check_call_options(args)
     if args.limit is not None and args.limit < 1:
-        return _error("eval", "--limit must be at least 1", EXIT_USAGE)
+        raise UsageError("--limit must be at least 1")
     if not args.build.is_dir():
-        return _error("eval", f"{args.build}: no such folder", EXIT_USAGE)
+        raise UsageError(f"{args.build}: no such folder")
     options = EvalOptions(
         build=args.build, out=args.out, model=args.model, judge=args.judge, split=args.split, runs=args.runs,
         api_base=args.api_base, judge_api_base=args.judge_api_base, seed=args.seed, max_attempts=args.max_attempts,
         max_tokens=args.max_tokens, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout,
         limit=args.limit, holistic=not args.no_holistic, programs=tuple(args.program),
-        progress=None if args.no_progress else "bar" if sys.stderr.isatty() else "log",
+        progress=progress_mode(args.no_progress),
         report=not args.no_report, examples=args.examples, cache=not args.no_cache, cache_dir=args.cache_dir,
         ipe_average=args.ipe_average)
-    try:
-        results = evaluate(options)
-    except EvalDataError as exc:
-        return _error("eval", str(exc), EXIT_SPEC)
-    except (EvalUsageError, LMSpecError) as exc:
-        return _error("eval", str(exc), EXIT_USAGE)
+    results = evaluate(options)
     print(summary_line(results))
     print(f"wrote {args.out}/results.json, verdicts.jsonl, scores.csv"
           + ("" if args.no_report else ", report.html"))
-    return 0
+    return EXIT_OK
 
 
 def _pm(entry) -> str:
@@ -212,15 +201,11 @@ def summary_line(results: dict) -> str:
 
 
 def cmd_align(args) -> int:
-    from .cli import EXIT_SPEC, EXIT_USAGE
-    from .evaluate.align import AlignDataError, align_files, format_table
+    from ..evaluate.align import align_files, format_table
 
     if args.resamples < 1:
-        return _error("align", "--resamples must be at least 1", EXIT_USAGE)
-    try:
-        result = align_files(args.human, args.judge, resamples=args.resamples, seed=args.seed)
-    except AlignDataError as exc:
-        return _error("align", str(exc), EXIT_SPEC)
+        raise UsageError("--resamples must be at least 1")
+    result = align_files(args.human, args.judge, resamples=args.resamples, seed=args.seed)
     if args.json:  # exactly the documented keys; the gap is mean_human - mean_judge
         keys = ("n", "pearson", "pearson_ci", "spearman", "mean_human", "mean_judge")
         json.dump({metric: {k: stats[k] for k in keys} for metric, stats in result.items()}, sys.stdout,
@@ -228,24 +213,19 @@ def cmd_align(args) -> int:
         sys.stdout.write("\n")
     else:
         print(format_table(result))
-    return 0
+    return EXIT_OK
 
 
 def cmd_optimize(args) -> int:
-    from .cli import EXIT_SPEC, EXIT_USAGE
-    from .evaluate.data import EvalDataError
-    from .evaluate.lms import LMSpecError
-    from .evaluate.optimize import OptimizeError, OptimizeOptions, optimize
+    from ..evaluate.optimize import OptimizeOptions, optimize
 
     if args.limit < 2:
-        return _error("optimize", "--limit must be at least 2", EXIT_USAGE)
+        raise UsageError("--limit must be at least 2")
     if not 0 < args.val_fraction < 1:
-        return _error("optimize", "--val-fraction must be between 0 and 1", EXIT_USAGE)
-    problem = call_option_problem(args)
-    if problem:
-        return _error("optimize", problem, EXIT_USAGE)
-    if args.target in ("judge", "holistic") and args.human is None:
-        return _error("optimize", f"the {args.target} target needs --human HUMAN.csv", EXIT_USAGE)
+        raise UsageError("--val-fraction must be between 0 and 1")
+    check_call_options(args)
+    if args.target in JUDGE_PROGRAMS and args.human is None:
+        raise UsageError(f"the {args.target} target needs --human HUMAN.csv")
     options = OptimizeOptions(
         target=args.target, build=args.build, out=args.out, optimizer=args.optimizer, human=args.human,
         rollouts=args.rollouts, lm=args.lm, judge=args.judge, reflection_lm=args.reflection_lm,
@@ -253,13 +233,8 @@ def cmd_optimize(args) -> int:
         val_fraction=args.val_fraction, max_demos=args.max_demos, budget=args.budget, seed=args.seed,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout, cache=not args.no_cache,
         cache_dir=args.cache_dir)
-    try:
-        summary = optimize(options)
-    except (EvalDataError, OptimizeError) as exc:
-        return _error("optimize", str(exc), EXIT_SPEC if isinstance(exc, EvalDataError) or exc.data else EXIT_USAGE)
-    except LMSpecError as exc:
-        return _error("optimize", str(exc), EXIT_USAGE)
+    summary = optimize(options)
     print(f"{args.target} with {args.optimizer}: validation metric {summary['baseline']:.3f} -> "
           f"{summary['optimized']:.3f} on {summary['val']} examples ({summary['train']} to train)")
     print(f"saved to {args.out}/ (use it with --program {args.out})")
-    return 0
+    return EXIT_OK

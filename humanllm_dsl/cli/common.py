@@ -1,0 +1,53 @@
+"""What the command root and the command modules share: exit codes and small printing helpers.
+
+Command modules import from here, never from the root, so the package has no import cycle.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Sequence
+
+from ..compiler.loader import LoadResult, check_paths
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_FAILURES, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CODES = {
+    EXIT_OK: "ok",
+    EXIT_SPEC: "problems in the specs or in the data a command reads",
+    EXIT_USAGE: "usage error: bad options, an LM that cannot be used, an output folder in use or not made by humanllm",
+    EXIT_FAILURES: "compile finished, but some planned scenarios failed (see failures.jsonl; run again to retry them)",
+    EXIT_IO: "a file could not be read or written (disk full, permissions); finished results are kept",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); run the same command again to resume",
+}
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class InputError(Exception):
+    """Bad data a command reads, found by the command itself (exit 1); the message says where."""
+
+
+def _color(stream) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def print_diagnostics(result: LoadResult) -> None:
+    color = _color(sys.stderr)
+    for d in result.diagnostics:
+        print(d.render(color=color), file=sys.stderr)
+    if result.diagnostics:
+        e, w = len(result.errors), len(result.warnings)
+        print(f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}", file=sys.stderr)
+
+
+def load(paths: Sequence[str]) -> LoadResult:
+    """Check the specs at `paths` and print every diagnostic."""
+    result = check_paths(paths)
+    print_diagnostics(result)
+    return result
+
+
+def progress_mode(no_progress: bool) -> str | None:
+    """A live bar on a terminal, a plain line every 30 s elsewhere, or nothing."""
+    return None if no_progress else "bar" if sys.stderr.isatty() else "log"

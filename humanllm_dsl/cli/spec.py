@@ -1,0 +1,139 @@
+"""The commands that read specs and write no build: `check`, `fmt`, `dump`, `list`, `show`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..compiler.loader import check_paths, display
+from ..compiler.model import DIMENSIONS, FAMILIES, POLES
+from ..syntax.diagnostics import HpatError
+from .common import EXIT_OK, EXIT_SPEC, load, print_diagnostics
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("check", help="check spec files for errors",
+                       description="Parse and check .hpat files or folders; print every error and warning "
+                                   "as PATH:LINE:COL. Exit 1 if there is any error (warnings do not fail).")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders (folders are searched for *.hpat)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("fmt", help="format spec files canonically",
+                       description="Rewrite .hpat files in the canonical layout (comments are kept). "
+                                   "With --check, change nothing and exit 1 if any file would change.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--check", action="store_true", help="only report files that are not formatted")
+    p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("dump", help="print the checked spec as JSON",
+                       description="Print the checked library as JSON on stdout: patterns, interactions, "
+                                   "exclusions, situations, domains, datasets (shape documented in docs/language.md).")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="pretty-print (indented JSON; the default is one line)")
+    p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("list", help="list the patterns of a library",
+                       description="List patterns in a table, optionally filtered.")
+    p.add_argument("paths", nargs="*", metavar="PATH", default=["specs"], help="spec files or folders (default: specs)")
+    p.add_argument("--family", choices=FAMILIES)
+    p.add_argument("--dimension", choices=DIMENSIONS)
+    p.add_argument("--pole", choices=POLES)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="show one pattern in full",
+                       description="Show a pattern's definition, mechanisms, manifestations, checklist, "
+                                   "sources and interactions. PATTERN is an id or a display name.")
+    p.add_argument("pattern", metavar="PATTERN")
+    p.add_argument("paths", nargs="*", metavar="PATH", default=["specs"], help="spec files or folders (default: specs)")
+    p.set_defaults(func=cmd_show)
+
+
+def cmd_check(args) -> int:
+    result = load(args.paths)
+    if result.errors:
+        return EXIT_SPEC
+    lib = result.library
+    traits = sum(p.is_trait for p in lib.patterns)
+    print(f"ok: {len(result.files)} files, {len(lib.patterns)} patterns "
+          f"({len(lib.patterns) - traits} social-cognitive, {traits} traits), "
+          f"{len(lib.interactions)} interactions, {len(lib.exclusions)} exclusions, "
+          f"{len(lib.situations)} situations, {len(lib.domains)} domains, {len(lib.datasets)} datasets")
+    return EXIT_OK
+
+
+def cmd_fmt(args) -> int:
+    from ..compiler.loader import spec_files
+    from ..syntax.formatter import format_module
+    from ..syntax.parser import parse_text
+    from ..syntax.source import decode
+
+    changed, failed, notes = [], False, []
+    files = spec_files(args.paths, notes)
+    for d in notes:
+        print(d.render(), file=sys.stderr)
+        failed |= d.severity == "error"
+    for path, _root in files:
+        name = display(path)
+        data = path.read_bytes()
+        text, problems = decode(data, name)
+        if text is None:
+            for d in problems:
+                print(d.render(), file=sys.stderr)
+            failed = True
+            continue
+        try:
+            module = parse_text(text, name)
+        except HpatError as exc:
+            lines = text.split("\n")
+            for d in exc.diagnostics:
+                print(d.render(lines[d.line - 1] if d.line <= len(lines) else None), file=sys.stderr)
+            failed = True
+            continue
+        formatted = format_module(module)
+        if formatted.encode("utf-8") != data:
+            changed.append(name)
+            if not args.check:
+                from ..runtime.store import write_text
+                write_text(path, formatted)
+    for name in changed:
+        print(f"{'would reformat' if args.check else 'reformatted'} {name}")
+    if failed:
+        return EXIT_SPEC
+    if args.check and changed:
+        return EXIT_SPEC
+    if not changed:
+        print("all files already formatted")
+    return EXIT_OK
+
+
+def cmd_dump(args) -> int:
+    from ..compiler.model import to_json
+
+    result = load(args.paths)
+    if result.errors:
+        return EXIT_SPEC
+    data = to_json(result.library)
+    data["spec_hash"] = result.library.spec_hash
+    json.dump(data, sys.stdout, indent=2 if args.json else None, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from ..browse import list_patterns
+
+    result = check_paths(args.paths)
+    if result.library is None:
+        print_diagnostics(result)
+        return EXIT_SPEC
+    return list_patterns(result.library, family=args.family, dimension=args.dimension, pole=args.pole)
+
+
+def cmd_show(args) -> int:
+    from ..browse import show_pattern
+
+    result = check_paths(args.paths)
+    if result.library is None:
+        print_diagnostics(result)
+        return EXIT_SPEC
+    return show_pattern(result.library, args.pattern)
