@@ -297,10 +297,11 @@ def _answers() -> dict:
     output fields, taken from the Signature itself, so renaming a field cannot silently break the
     default LM: an answer whose fields differ from its Signature's is an error (see `complete`)."""
     from ..compiler import programs as P
+    from ..draft.offline_answers import answers as draft_answers
 
     return {P.SynthesizeScenario: _scenario, P.SynthesizeConversation: _conversation,
             P.WriteScenarioChecklist: _checklist, P.VaryScenario: _variation,
-            P.JudgeChecklist: _judge, P.JudgeHolistic: _holistic, P.VetBundle: _vetting}
+            P.JudgeChecklist: _judge, P.JudgeHolistic: _holistic, P.VetBundle: _vetting, **draft_answers()}
 
 
 GENERATORS = {frozenset(signature.output_fields): answer for signature, answer in _answers().items()}

@@ -1,0 +1,50 @@
+"""One program answer, through the project's one LM-call layer (`runtime.calls.CallPolicy`):
+limits and transport retries there; an answer that cannot be parsed, was cut off or breaks a
+rule is retried here with the problems as feedback, up to `max_attempts`, as in compile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dspy
+from dspy.utils.exceptions import AdapterParseError
+
+from ..runtime.calls import CallPolicy, TruncatedOutput, is_transient
+from ..runtime.pipeline import LMUnavailable, _is_fatal, _is_lm_error, _short, plain
+from ..runtime.validate import feedback_for, problems_of
+
+
+class Asker:
+    def __init__(self, policy: CallPolicy, max_attempts: int = 3):
+        self.policy, self.max_attempts = policy, max_attempts
+        self.reached_lm = False  # an answer has come back: later failures are the answers', not the setup's
+
+    async def ask(self, program: dspy.Module, inputs: dict, check: Callable[[dict], list[str]],
+                  rollout: str) -> tuple[dict | None, list[str]]:
+        """(the valid answer, []) or (None, the last attempt's problems)."""
+        feedback, problems = "", []
+        tokens = sum(len(str(v)) for v in inputs.values()) // 4 + 1500
+        for attempt in range(self.max_attempts):
+            call = dict(inputs, feedback=feedback, config={"rollout_id": f"{rollout}/{attempt}"})
+            try:
+                out = await self.policy.run(lambda: program.acall(**call), tokens=tokens)
+            except TruncatedOutput as exc:
+                self.reached_lm = True
+                problems = [f"{exc}; answer more briefly"]
+            except (AdapterParseError, ValueError, KeyError, TypeError) as exc:  # an answer in the wrong shape
+                self.reached_lm = True
+                problems = problems_of(exc)
+            except Exception as exc:  # noqa: BLE001 - LM failures the policy gave up on are sorted here
+                if not _is_lm_error(exc):
+                    raise
+                if _is_fatal(exc) or (not self.reached_lm and is_transient(exc)):
+                    raise LMUnavailable(f"{type(exc).__name__}: {_short(exc, 600)}") from exc
+                return None, [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
+            else:
+                self.reached_lm = True
+                result = plain(out)
+                problems = check(result)
+                if not problems:
+                    return result, []
+            feedback = feedback_for(problems, attempt)
+        return None, problems
