@@ -81,8 +81,8 @@ class NoteTaker:
     async def paper(self, paper: Paper) -> list[dict] | None:
         """The paper's notes (from the work folder when finished before), or None if it failed."""
         row = self.stored(paper)
-        if row is not None:
-            return row["notes"]
+        if row is not None:  # rows come back with sorted keys: tidy them, so prompts are the same as in the first run
+            return [_tidy(n) for n in row["notes"]]
         chunks = chunk_paper(paper, self.chunk_chars)
         results = await asyncio.gather(*(self.chunk(paper, c) for c in chunks))
         if any(r is None for r in results):
@@ -100,7 +100,7 @@ class NoteTaker:
         key = self.chunk_key(paper, chunk)
         row = self.chunks.get(chunk.id)
         if row is not None and row["key"] == key:
-            return row["notes"]
+            return [_tidy(n) for n in row["notes"]]
         inputs = dict(pattern=dumps(self.target.brief()), paper=dumps(paper_json(paper)), passage=chunk.text)
         out, problems = await self.asker.ask(
             self.reader, inputs, lambda o: note_problems(o["chunk_notes"], chunk.pointers, self.target.kinds),
