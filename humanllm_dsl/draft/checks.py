@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from ..compiler import model as m
 from ..compiler.checker import CHECKLIST_RANGE, _name_words, _norm
 from ..runtime.validate import Vocabulary
-from .programs import ASPECTS
+
 
 DEFINITION_SENTENCES = (2, 4)
 MAX_MECHANISM_SENTENCES = 2
@@ -125,4 +125,3 @@ class _Named:
         self.id, self.name, self.family = pid, name, "social_cognitive"
 
 
-ASPECT_ORDER = {a: i for i, a in enumerate(ASPECTS)}
