@@ -8,7 +8,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given

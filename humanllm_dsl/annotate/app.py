@@ -22,7 +22,7 @@ import hmac
 import json
 import urllib.parse
 from http import HTTPStatus
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -64,7 +64,7 @@ class App:
         c = SimpleCookie()
         try:
             c.load(cookie)
-        except Exception:  # noqa: BLE001 - a malformed Cookie header is simply no login
+        except CookieError:  # a malformed Cookie header is simply no login
             return None
         value = c.get("rater")
         if value is None or "|" not in value.value:

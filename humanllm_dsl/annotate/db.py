@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import time
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .definitions import HOLISTIC, VERDICTS
@@ -42,7 +42,7 @@ class BadScore(ValueError):
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def check_name(name: object) -> str:
