@@ -218,3 +218,27 @@ def test_any_search_text_is_a_valid_fts_query(text):
     db.execute("CREATE VIRTUAL TABLE t USING fts5(body)")
     db.execute("INSERT INTO t VALUES ('leans forward (sighs) [thinks]')")
     db.execute("SELECT rowid FROM t WHERE t MATCH ?", (I.fts_query(text),)).fetchall()
+
+
+def test_an_alignment_report_in_the_eval_folder_is_shown(folders, page, tmp_path):
+    report = {"version": 1, "raters": ["alice", "bob"],
+              "metrics": {"IPE": {"n": 100, "pearson": 0.9, "pearson_ci": [0.85, 0.93], "spearman": 0.88,
+                                  "spearman_ci": [0.82, 0.92], "mean_human": 38.4, "mean_judge": 37.8, "gap": 0.6}},
+              "items": {"raters": {"alice": {"n": 16, "agreement": 0.86, "alpha": 0.71}},
+                        "majority": {"n": 15, "agreement": 0.88, "alpha": 0.74, "ties": 1}},
+              "inter_rater": {"items": {"alpha": 0.68, "units": 16}, "metrics": {"IPE": {"alpha": 0.8, "units": 100}}}}
+    ev = tmp_path / "ev"
+    shutil.copytree(folders["reference"], ev, ignore=shutil.ignore_patterns("cache"))
+    (ev / "alignment.json").write_text(json.dumps(report))
+    app = open_app([ev], None, tmp_path / "cache")
+    httpd = make_server(app)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/e/0")
+        row = page.locator("#alignment tbody tr").first.inner_text()
+        assert "IPE" in row and "0.90" in row and "[0.85, 0.93]" in row
+        assert "alice" in page.inner_text("main") and "0.68" in page.inner_text("main")
+        page.screenshot(path=str(tmp_path / "alignment.png"), full_page=True)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -23,7 +23,7 @@ import attrs
 from ..runtime.records import RecordError, load_record
 from . import index as I
 from .evidence import place
-from .folders import Folder, read_at
+from .folders import ALIGN_FILES, Folder, read_at
 from .render import STATIC, render
 
 STATIC_FILES = {"view.css": "text/css; charset=utf-8", "sort.js": "text/javascript; charset=utf-8"}
@@ -169,9 +169,10 @@ class ViewApp:
         folder = self.folder(key, "eval")
         build_key = next((b.key for b in self.builds if b.root == folder.build_root), None)
         alignment = folder.alignment
-        columns = sorted({k for row in (alignment or {}).values() if isinstance(row, dict) for k in row})
+        metrics = (alignment or {}).get("metrics") or {}
+        columns = list(dict.fromkeys(k for row in metrics.values() if isinstance(row, dict) for k in row))
         return self._render("eval.html", folder=folder, build_key=build_key, alignment=alignment,
-                            alignment_file=next((n for n in ("align.json", "alignment.json")
+                            alignment_file=next((n for n in ALIGN_FILES
                                                  if (folder.root / n).is_file()), ""), alignment_columns=columns)
 
     def samples(self, params, key: str) -> str:

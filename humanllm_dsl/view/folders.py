@@ -16,7 +16,7 @@ import attrs
 from ..runtime.layout import Build
 
 EVAL_FILES = ("rollouts", "verdicts", "holistic", "failures")
-ALIGN_FILES = ("align.json", "alignment.json")
+ALIGN_FILES = ("alignment.json",)  # evaluate.align.REPORT_NAME, written by `align --report`
 
 
 class FolderError(ValueError):
@@ -60,7 +60,7 @@ class Folder:
 
     @property
     def alignment(self) -> dict | None:
-        """The output of `humanllm align --json` saved into the folder, if there is one."""
+        """The report `humanllm align --report` saved into the folder, if there is one."""
         for name in ALIGN_FILES:
             data = _json(self.root / name)
             if data:

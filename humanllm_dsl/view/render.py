@@ -20,11 +20,11 @@ SCORE_LABEL = {1: "+1 satisfied", 0: "0 not exhibited", -1: "-1 violated"}
 CHANNEL_MARKS = {"thought": ("[", "]"), "action": ("(", ")"), "speech": ("", "")}
 
 
-def fmt(value, digits: int = 1) -> str:
-    """A number for a table cell: `–` for none."""
+def fmt(value, digits: int = 1, sign: bool = True) -> str:
+    """A number for a table cell (signed: scores in [-100, 100]); `–` for none."""
     if value is None:
         return "–"
-    return f"{value:+.{digits}f}" if isinstance(value, float) and digits >= 0 else str(value)
+    return f"{value:{'+' if sign else ''}.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def mean_std(entry: dict | None) -> str:
