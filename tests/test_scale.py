@@ -241,10 +241,10 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(spec, tmp_path):
         pytest.fail("the run finished before Ctrl-C arrived; make the test run longer")
     assert proc.returncode == 130, err
     assert "Run the same command again to resume" in err and "Traceback" not in err
-    text = scenarios.read_bytes()
-    assert text.endswith(b"\n")  # no torn line
-    kept = len(read_jsonl(scenarios))
-    assert 0 < kept < 240
+    work = [out / "work" / f"{stage}.jsonl" for stage in ("scenarios", "conversations", "checklists", "variations")]
+    assert all(not path.exists() or path.read_bytes().endswith(b"\n") for path in work)  # no torn line
+    kept = sum(len(read_jsonl(path)) for path in work)
+    assert 0 < kept and not (out / "records.jsonl").exists()  # stopped before the end: no export
     assert main(["compile", str(spec), "-o", str(out), "--no-progress", "--scenarios", "240"]) == 0
     assert len(read_jsonl(out / "records.jsonl")) == 240
 

@@ -25,7 +25,8 @@ def gini(values: Iterable[int]) -> float:
 
 
 def _rows(items: Iterable) -> list[dict]:
-    """Slots (attrs objects) or records (dicts) as dicts with patterns, split, characters, turns."""
+    """Slots (attrs objects) or records (dicts) as dicts with patterns, split, characters, turns.
+    A record's `characters` and `conversation` may be given as counts (export.RecordStats does)."""
     rows = []
     for item in items:
         if isinstance(item, Mapping):
@@ -33,7 +34,7 @@ def _rows(items: Iterable) -> list[dict]:
             turns = item.get("conversation")
             rows.append({"patterns": list(item["patterns"]), "split": item["split"],
                          "characters": len(cast) if isinstance(cast, list) else cast,
-                         "turns": len(turns) if isinstance(turns, list) else None})
+                         "turns": len(turns) if isinstance(turns, list) else turns})
         else:
             rows.append({"patterns": list(item.patterns), "split": item.split, "characters": item.characters,
                          "turns": None})

@@ -3,17 +3,23 @@ the manifest and the dataset card."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import attrs
 
 from ..compiler import model as m
 from ..compiler.plan import Plan
 from . import sft
-from .layout import Build
-from .composition import card_lines, composition
-from .vetting import verdict_json
 from .channels import split_channels
-from .store import write_json, write_jsonl, write_text
+from .composition import card_lines, composition
+from .layout import Build
+from .store import write_json, write_text, writing
+from .vetting import verdict_json
 
 
 def declared_interactions(lib: m.Library) -> dict[tuple, m.Interaction]:
@@ -56,24 +62,72 @@ def build_record(slot, scenario: dict, conversation: dict, checks: dict, varied:
     }
 
 
-def export(out: Path, records: list[dict], *, max_tokens: int | None = None, hf: bool = True) -> dict[str, int]:
-    """Write splits/, sft/ and hf/ from the records. Returns SFT sample counts per split."""
-    by_split = {s: [r for r in records if r["split"] == s] for s in m.SPLITS}
-    for split, rows in by_split.items():
-        write_jsonl(Build(out).split(split), rows)
+@attrs.define
+class RecordStats:
+    """What the manifest and the dataset card need of the records, gathered as they stream past
+    (a few numbers per record, never the records themselves)."""
+
+    rows: list[dict] = attrs.Factory(list)  # per record: patterns, split, cast and turn counts
+    situations: Counter = attrs.Factory(Counter)
+    domains: Counter = attrs.Factory(Counter)
+    types: Counter = attrs.Factory(Counter)
+
+    def add(self, record: dict) -> None:
+        self.rows.append({"patterns": list(record["patterns"]), "split": record["split"],
+                          "characters": len(record["characters"]), "conversation": len(record["conversation"])})
+        self.situations[record["situation"]] += 1
+        self.domains[record["domain"]] += 1
+        self.types.update(i["type"] for i in record["interactions"])
+
+    @property
+    def splits(self) -> dict[str, int]:
+        counts = Counter(r["split"] for r in self.rows)
+        return {s: counts.get(s, 0) for s in m.SPLITS}
+
+    @property
+    def patterns(self) -> Counter:
+        return Counter(p for r in self.rows for p in r["patterns"])
+
+
+def write_records(out: Path, records: Iterable[dict]) -> RecordStats:
+    """`records.jsonl` and `splits/<split>.jsonl` in one streaming pass; returns their statistics."""
+    build, stats = Build(out), RecordStats()
+    with writing(build.records, *(build.split(s) for s in m.SPLITS)) as (every, *splits):
+        by_split = dict(zip(m.SPLITS, splits))
+        for record in records:
+            every.write(record)
+            by_split[record["split"]].write(record)
+            stats.add(record)
+    return stats
+
+
+def read_split(out: Path, split: str) -> Iterator[dict]:
+    """The records of one split, one at a time."""
+    with Build(out).split(split).open("r", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+SHAREGPT_INFO = {"formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system"},
+                 "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
+
+
+def export(out: Path, *, max_tokens: int | None = None, hf: bool = True) -> dict[str, int]:
+    """Write sft/ and hf/ from splits/, streaming record by record. Returns SFT sample counts per split."""
+    build = Build(out)
     info, sample_counts = {}, {}
-    for split, rows in by_split.items():
-        samples = [s for r in rows for s in sft.samples(r, max_tokens)]
-        sample_counts[split] = len(samples)
-        write_jsonl(Build(out).sft_messages(split), samples)
-        write_json(Build(out).sharegpt(split), [sft.to_sharegpt(s) for s in samples])
-        info[f"humanllm_{split}"] = {
-            "file_name": f"sharegpt_{split}.json", "formatting": "sharegpt",
-            "columns": {"messages": "conversations", "system": "system"},
-            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
-    write_json(Build(out).dataset_info, info)
+    for split in m.SPLITS:
+        with writing(build.sft_messages(split), build.sharegpt(split)) as (messages, sharegpt):
+            for record in read_split(out, split):
+                for sample in sft.samples(record, max_tokens):
+                    messages.write(sample)
+                    sharegpt.write(sft.to_sharegpt(sample))
+        sample_counts[split] = messages.count
+        info[f"humanllm_{split}"] = {"file_name": build.sharegpt(split).name, **SHAREGPT_INFO}
+    write_json(build.dataset_info, info)
     if hf:
-        save_hf(Build(out).hf, by_split)
+        save_hf(out)
     return sample_counts
 
 
@@ -92,21 +146,61 @@ def _flat(record: dict) -> dict:
     return r
 
 
-def save_hf(path: Path, by_split: dict[str, list[dict]]) -> None:
+def hf_features():
+    """The Arrow schema of the Hugging Face copy (`_flat` records): fixed, so streamed batches agree."""
+    from datasets import Features, List, Value
+
+    text, texts = Value("string"), List(Value("string"))
+    by_char = List({"char": text, "items": texts})
+    return Features({
+        "background": text, "char2pattern": List({"char": text, "patterns": texts}),
+        "characters": List({"name": text, "about_self": text, "about_others": List({"name": text, "view": text})}),
+        "checklist": by_char,
+        "conversation": List({"action": text, "char": text, "content": text,
+                              "segments": List({"kind": text, "text": text}), "speech": text, "thought": text}),
+        "design_analysis": text, "domain": text, "id": text,
+        "interactions": List({"because": text, "direction": {"from": texts, "to": texts}, "expect": text,
+                              "patterns": texts, "type": text}),
+        "lm": text, "pattern_names": texts, "patterns": texts, "protagonist": text, "situation": text,
+        "split": text,
+        "variation": {"analysis": text, "background": text, "changed_factors": texts, "checklist": by_char}})
+
+
+def _flat_split(out: str, split: str):
+    for record in read_split(Path(out), split):
+        yield _flat(record)
+
+
+def save_hf(out: Path) -> None:
+    """`hf/`: a DatasetDict of the non-empty splits, built from splits/ in batches (flat memory)."""
     import datasets
 
     datasets.disable_progress_bars()
-    dd = datasets.DatasetDict({split: datasets.Dataset.from_list([_flat(r) for r in rows])
-                               for split, rows in by_split.items() if rows})
-    dd.save_to_disk(str(path))
+    features = hf_features()
+    with tempfile.TemporaryDirectory(prefix=".hf-", dir=out) as cache:
+        parts = {}
+        for split in m.SPLITS:
+            digest = _digest(Build(out).split(split))
+            if digest is not None:  # the fingerprint follows the content, so outputs are reproducible
+                parts[split] = datasets.Dataset.from_generator(
+                    _flat_split, features=features, cache_dir=cache, split=datasets.NamedSplit(split),
+                    gen_kwargs={"out": str(out), "split": split}, fingerprint=digest)
+        datasets.DatasetDict(parts).save_to_disk(str(Build(out).hf))
 
 
-def dataset_card(manifest: dict, records: list[dict], lib: m.Library) -> str:
-    patterns = Counter(p for r in records for p in r["patterns"])
-    situations = Counter(r["situation"] for r in records)
-    domains = Counter(r["domain"] for r in records)
-    types = Counter(i["type"] for r in records for i in r["interactions"])
-    turns = [len(r["conversation"]) for r in records]
+def _digest(path: Path) -> str | None:
+    """A short sha256 of a split file, or None when it holds no record."""
+    sha, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+            size += len(block.strip())
+    return sha.hexdigest()[:16] if size else None
+
+
+def dataset_card(manifest: dict, stats: RecordStats, lib: m.Library) -> str:
+    patterns, rows = stats.patterns, stats.rows
+    turns = [r["conversation"] for r in rows]
     offline = manifest["offline"]
     lines = [f"# {manifest['dataset']}: a HumanLLM dataset", ""]
     if offline:
@@ -116,7 +210,7 @@ def dataset_card(manifest: dict, records: list[dict], lib: m.Library) -> str:
                   "`--lm MODEL` for real data.", ""]
     lines += [
         f"- LM: `{manifest['lm']}`", f"- spec hash: `{manifest['spec_hash']}`", f"- seed: {manifest['seed']}",
-        f"- scenarios planned: {manifest['scenarios']}; written: {len(records)}; failed: {manifest['failures']}",
+        f"- scenarios planned: {manifest['scenarios']}; written: {len(rows)}; failed: {manifest['failures']}",
         f"- turns per conversation: {min(turns, default=0)}-{max(turns, default=0)} "
         f"(mean {sum(turns) / max(len(turns), 1):.1f})", "",
         "## Splits", "", "| split | scenarios | SFT samples |", "|---|---|---|"]
@@ -127,11 +221,11 @@ def dataset_card(manifest: dict, records: list[dict], lib: m.Library) -> str:
     if "composition" in manifest:
         lines += ["", "## Composition", "", "Planned (all scenarios, all patterns the dataset may use):", ""]
         lines += card_lines(manifest["composition"])
-    if records:
-        lines += ["", "Written (records; uses over the patterns they hold):", ""] + card_lines(composition(records, lib))
-    lines += ["", "## Interaction types", ""] + [f"- {t}: {n}" for t, n in sorted(types.items())]
-    lines += ["", "## Situations", ""] + [f"- {s}: {n}" for s, n in sorted(situations.items())]
-    lines += ["", "## Domains", ""] + [f"- {d}: {n}" for d, n in sorted(domains.items())]
+    if rows:
+        lines += ["", "Written (records; uses over the patterns they hold):", ""] + card_lines(composition(rows, lib))
+    lines += ["", "## Interaction types", ""] + [f"- {t}: {n}" for t, n in sorted(stats.types.items())]
+    lines += ["", "## Situations", ""] + [f"- {s}: {n}" for s, n in sorted(stats.situations.items())]
+    lines += ["", "## Domains", ""] + [f"- {d}: {n}" for d, n in sorted(stats.domains.items())]
     if patterns:
         lines += ["", "## Pattern coverage", "",
                   f"{len(patterns)} patterns used; per pattern min {min(patterns.values())}, "
@@ -146,17 +240,16 @@ def dataset_card(manifest: dict, records: list[dict], lib: m.Library) -> str:
     return "\n".join(lines)
 
 
-def write_patterns(out: Path, records: list[dict], lib: m.Library) -> None:
+def write_patterns(out: Path, used: Iterable[str], lib: m.Library) -> None:
     """`patterns.json`: every pattern the records use, with its pattern-level checklist, so the
     build folder is all that evaluation needs."""
-    used = sorted({p for r in records for p in r["patterns"]})
     write_json(Build(out).patterns, {p: {"name": lib.pattern(p).name, "family": lib.pattern(p).family,
                                            "dimension": lib.pattern(p).dimension,
-                                           "checklist": list(lib.pattern(p).checklist)} for p in used})
+                                           "checklist": list(lib.pattern(p).checklist)} for p in sorted(used)})
 
 
-def write_card(out: Path, manifest: dict, records: list[dict], lib: m.Library) -> None:
-    write_text(Build(out).card, dataset_card(manifest, records, lib))
+def write_card(out: Path, manifest: dict, stats: RecordStats, lib: m.Library) -> None:
+    write_text(Build(out).card, dataset_card(manifest, stats, lib))
 
 
 def plan_rows(plan: Plan):

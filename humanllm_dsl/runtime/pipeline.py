@@ -15,7 +15,6 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-import attrs
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
@@ -26,25 +25,9 @@ from . import validate
 from .calls import CallPolicy, TruncatedOutput, is_transient
 from .export import declared_interactions, interaction_json
 from .names import candidate_names
-from .stages import GENERATION_PROGRAMS, STAGES, WORK_STAGES, work_stages  # noqa: F401 - re-exported
+from .records import Usage
+from .stages import WORK_STAGES, work_stages
 from .store import JsonlStore
-
-
-@attrs.define
-class Usage:
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    retries: int = 0
-    cost: float = 0.0  # USD, where the provider's prices are known
-    transient_retries: int = 0  # sends repeated after a rate limit, server error or timeout
-
-    def add(self, other: "Usage") -> None:
-        for field in attrs.fields(Usage):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
-
-    def as_dict(self) -> dict:
-        return attrs.asdict(self)
 
 
 class Programs:

@@ -13,10 +13,11 @@ import attrs
 from ..compiler import model as m
 from ..compiler.plan import Slot, make_plan
 from . import export as ex
+from .assemble import base_manifest, finish
 from .backends import LMSpec
 from .layout import Build
 from .lmconfig import LMConfig
-from .pipeline import WORK_STAGES
+from .stages import WORK_STAGES
 from .store import JsonlStore, read_json_object, write_json, write_jsonl
 
 # Settings that must agree across the shards of one dataset.
@@ -70,7 +71,7 @@ def merge_shards(folders: Sequence[Path], out: Path) -> dict:
         missing = sorted(set(range(count)) - set(seen))
         raise ValueError(f"shards do not make a whole: have {', '.join(map(str, seen))} of {count}"
                          + (f"; missing {', '.join(map(str, missing))}" if missing else "; some appear twice"))
-    from .compile import base_manifest, finish
+
 
     lib = m.from_json(read_json_object(metas[0][0] / "library.json"))
     if lib.spec_hash != first["spec_hash"]:

@@ -208,20 +208,81 @@ def _atomic(path: Path) -> Iterator[int]:
     os.replace(tmp, path)
 
 
+class JsonlWriter:
+    """Rows streamed into a temporary file beside `path` (in chunks, so memory stays flat), which
+    `commit` renames over `path` and `abort` removes. Use `writing` to open several at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._atomic = _atomic(path)
+        self._fd = self._atomic.__enter__()
+        self._chunk: list[bytes] = []
+        self._size = 0
+        self.count = 0
+
+    def write(self, row) -> None:
+        self.write_bytes((dumps(row) + "\n").encode("utf-8"))
+        self.count += 1
+
+    def write_bytes(self, data: bytes) -> None:
+        self._chunk.append(data)
+        self._size += len(data)
+        if self._size >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        _write_all(self._fd, b"".join(self._chunk))
+        self._chunk, self._size = [], 0
+
+    def commit(self) -> None:
+        try:
+            self._flush()
+        except BaseException as exc:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+
+class JsonArrayWriter(JsonlWriter):
+    """Rows streamed as one JSON array, byte for byte what `write_json` writes for the list."""
+
+    def write(self, row) -> None:
+        text = json.dumps(row, ensure_ascii=False, indent=2, sort_keys=True).replace("\n", "\n  ")
+        self.write_bytes((("[\n  " if self.count == 0 else ",\n  ") + text).encode("utf-8"))
+        self.count += 1
+
+    def commit(self) -> None:
+        self.write_bytes(b"\n]\n" if self.count else b"[]\n")
+        super().commit()
+
+
+@contextlib.contextmanager
+def writing(*paths: Path) -> Iterator[tuple[JsonlWriter, ...]]:
+    """Streaming writers for `paths` (a `.json` path gets a JSON array, any other JSON lines), all
+    committed when the block ends and all removed on an error."""
+    writers: list[JsonlWriter] = []
+    try:
+        for path in paths:
+            writers.append((JsonArrayWriter if path.suffix == ".json" else JsonlWriter)(path))
+        yield tuple(writers)
+    except BaseException as exc:
+        for writer in writers:
+            with contextlib.suppress(OSError):
+                writer.abort(exc)
+        raise
+    for writer in writers:
+        writer.commit()
+
+
 def write_jsonl(path: Path, rows) -> int:
-    """Write a whole file atomically (temp file + rename). Returns the row count."""
-    n, chunk, size = 0, [], 0
-    with _atomic(path) as fd:
+    """Write a whole file atomically (temp file + rename), streaming `rows`. Returns the row count."""
+    with writing(path) as (writer,):
         for row in rows:
-            line = (dumps(row) + "\n").encode("utf-8")
-            chunk.append(line)
-            size += len(line)
-            n += 1
-            if size >= CHUNK:
-                _write_all(fd, b"".join(chunk))
-                chunk, size = [], 0
-        _write_all(fd, b"".join(chunk))
-    return n
+            writer.write(row)
+    return writer.count
 
 
 def write_json(path: Path, value, indent: int | None = 2) -> None:

@@ -16,6 +16,7 @@ import threading
 import attrs
 
 from .pipeline import LMUnavailable, Usage
+from .share import Job, run_share
 
 
 class WorkerFailed(RuntimeError):
@@ -25,7 +26,7 @@ class WorkerFailed(RuntimeError):
 def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
     """Generate `slot_ids` in `workers` processes; the limits (calls in flight, requests and
     tokens per minute) are shared out among them. Returns the run's usage."""
-    from .compile import Job
+
 
     limits = job.config.limits
     share = attrs.evolve(limits, concurrency=max(1, math.ceil(limits.concurrency / workers)),
@@ -90,7 +91,7 @@ def _worker(job, slot_ids: list[str], k: int, events) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:  # the parent died (kill -9): stop spending, like the parent did
         threading.Thread(target=lambda: (parent.join(), os._exit(3)), daemon=True).start()
-    from .compile import run_share
+
 
     def on_record(stage, generator) -> None:
         events.put(("record", k, stage, generator.usage.as_dict(), generator.policy.in_flight,
