@@ -94,9 +94,11 @@ def check(tmp_path):
     return lambda text, name="spec.hpat": check_text_in(tmp_path, text, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium (Debian's package, via Playwright) for the session's browser tests."""
+    """A headless Chromium (Debian's package, via Playwright) for one test module. Module scope,
+    not session: Playwright's sync API runs an event loop in the main thread while it is open,
+    and the other tests' `asyncio.run` must not find one."""
     from playwright.sync_api import sync_playwright
 
     from browser import launch

@@ -96,6 +96,11 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON object keyed by metric instead of a table")
     p.add_argument("--resamples", type=int, default=2000, metavar="B", help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--verdicts", type=Path, metavar="VERDICTS.jsonl",
+                   help="the eval folder's verdicts.jsonl: adds item-level agreement (judge vs each rater and vs "
+                        "the rater majority) and inter-rater Krippendorff's alpha, from a human file with item rows")
+    p.add_argument("--report", type=Path, metavar="FILE.json",
+                   help="also write the whole report as JSON (`humanllm view` shows EVALDIR/alignment.json)")
     p.set_defaults(func=cmd_align)
 
     from ..evaluate.optimize import OPTIMIZERS, TARGETS  # light: registries of names, no dspy import
@@ -201,18 +206,20 @@ def summary_line(results: dict) -> str:
 
 
 def cmd_align(args) -> int:
-    from ..evaluate.align import align_files, format_table
+    from ..evaluate.align import alignment_report, format_report, write_report
 
     if args.resamples < 1:
         raise UsageError("--resamples must be at least 1")
-    result = align_files(args.human, args.judge, resamples=args.resamples, seed=args.seed)
+    report = alignment_report(args.human, args.judge, args.verdicts, args.resamples, args.seed)
+    if args.report is not None:
+        write_report(report, args.report)
     if args.json:  # exactly the documented keys; the gap is mean_human - mean_judge
         keys = ("n", "pearson", "pearson_ci", "spearman", "mean_human", "mean_judge")
-        json.dump({metric: {k: stats[k] for k in keys} for metric, stats in result.items()}, sys.stdout,
+        json.dump({metric: {k: stats[k] for k in keys} for metric, stats in report["metrics"].items()}, sys.stdout,
                   indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        print(format_table(result))
+        print(format_report(report))
     return EXIT_OK
 
 
