@@ -196,8 +196,12 @@ def test_two_raters_kill_restart_export_align(browser, evaluation, tmp_path):
     assert flipped is not None
     A.write_report(report, tmp_path / A.REPORT_NAME)
     assert json.loads((tmp_path / A.REPORT_NAME).read_text())["items"]["majority"]["ties"] == 1
-    # the existing command reads the export as it is
+    # the existing command reads the export as it is, and writes the same report with --verdicts --report
     assert main(["align", "--human", str(human), "--judge", str(evaluation / "scores.csv")]) == 0
+    written = tmp_path / "cli-alignment.json"
+    assert main(["align", "--human", str(human), "--judge", str(evaluation / "scores.csv"), "--verdicts",
+                 str(evaluation / "verdicts.jsonl"), "--resamples", "200", "--report", str(written)]) == 0
+    assert json.loads(written.read_text()) == json.loads((tmp_path / A.REPORT_NAME).read_text())
 
 
 def test_pattern_review_round_trip(browser, tmp_path):
