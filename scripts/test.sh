@@ -11,6 +11,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
-.venv/bin/pip install --quiet -e '.[compile,train,eval,test,draft]'
+.venv/bin/pip install --quiet -e '.[compile,train,eval,test,draft,ray]'
 # pytest exits 5 when it collects no tests; with `set -e` that fails the run too.
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

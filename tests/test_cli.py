@@ -217,7 +217,7 @@ def test_list_and_show(tmp_path, capsys):
 
 
 # ---- what `check` pulls in -----------------------------------------------------------------------
-HEAVY = ("torch", "transformers", "trl", "peft", "scipy", "matplotlib", "optuna", "dspy")
+HEAVY = ("torch", "transformers", "trl", "peft", "scipy", "matplotlib", "optuna", "dspy", "ray")
 # records every attempt to import a heavy library, installed or not
 PROBE = """
 import sys

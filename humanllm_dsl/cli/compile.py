@@ -42,6 +42,13 @@ def add_commands(sub) -> None:
     limits.add_argument("--workers", type=int, default=1, metavar="N",
                         help="generate in N processes (default 1); helps only when one process's CPU is the limit, "
                              "e.g. a fast local server with many calls in flight")
+    limits.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where slots are generated: `local` (this machine, --workers processes) or `ray` "
+                             "(--workers Ray workers, each with its own LM; needs humanllm[ray]); the output "
+                             "folder is written here either way")
+    limits.add_argument("--ray-address", metavar="ADDR",
+                        help="the Ray cluster for --executor ray (e.g. ray://head:10001 or auto; default: a local "
+                             "Ray instance)")
     limits.add_argument("--timeout", type=float, metavar="S", help="seconds before a call is abandoned and resent (default 120)")
     limits.add_argument("--max-attempts", type=int, default=3, metavar="K",
                         help="tries per output (with the problems as feedback) before it goes to failures.jsonl (default 3)")
@@ -116,7 +123,10 @@ def _options(args, lib):
         stage=args.stage, max_attempts=args.max_attempts, max_tokens=args.max_tokens,
         progress=progress_mode(args.no_progress), cache=not args.no_cache,
         cache_dir=args.cache_dir, shard=Shard.parse(args.shard) if args.shard else None,
-        programs=_load_programs(args.program), workers=args.workers, vet=args.vet)
+        programs=_load_programs(args.program), workers=args.workers, vet=args.vet,
+        executor=args.executor, ray_address=args.ray_address)
+    if args.ray_address and args.executor != "ray":
+        raise ValueError("--ray-address needs --executor ray")
     options.config().check_keys()
     return options
 

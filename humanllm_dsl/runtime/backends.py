@@ -36,6 +36,10 @@ class LMSpec:
         api_key_env: the environment variable holding the key (default: the provider's own).
         temperature, max_tokens: generation settings (None: the provider's default).
         batch_size: for `hf:` models, requests generated together.
+        api_bases: several endpoints of the same model (one vLLM server per node, say): calls
+            spread over them through LiteLLM's Router (router.py); instead of `api_base`.
+        cooldown: with `api_bases`, seconds an endpoint is left out after it keeps failing.
+        allowed_fails: with `api_bases`, failures of one endpoint in a minute before its cool-down.
     """
 
     model: str = OFFLINE
@@ -44,6 +48,13 @@ class LMSpec:
     temperature: float | None = None
     max_tokens: int | None = None
     batch_size: int = 8
+    api_bases: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    cooldown: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    allowed_fails: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+
+    def __attrs_post_init__(self):
+        if self.api_bases and self.api_base:
+            raise ValueError(f"`{self.model}`: give `api_base` (one endpoint) or `api_bases` (several), not both")
 
     @property
     def label(self) -> str:
@@ -184,6 +195,11 @@ def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, c
         engine = HFEngine(path, batch_size=spec.batch_size,
                           max_new_tokens=spec.max_tokens or 1024, temperature=spec.temperature, seed=seed)
         return GuardedLM(f"humanllm/{spec.model}", engine=engine, async_engine=AsyncHFEngine(engine), cache=cache)
+    if spec.api_bases:
+        from .router import AsyncRouterEngine, RouterEngine, make_router
+        router = make_router(spec.model, spec.api_bases, spec.key(), spec.cooldown, spec.allowed_fails)
+        return GuardedLM(spec.model, engine=RouterEngine(router), async_engine=AsyncRouterEngine(router),
+                         cache=cache, num_retries=0, **settings)
     client = {}
     if spec.api_base:
         client["api_base"] = spec.api_base

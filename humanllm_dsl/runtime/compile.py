@@ -52,16 +52,18 @@ class CompileOptions:
     cache_dir: Path | None = None
     shard: Shard | None = None
     programs: dict = attrs.Factory(dict)  # name -> folder of a program saved by `optimize` (--program)
-    workers: int = 1  # processes generating at once
+    workers: int = 1  # processes generating at once (with executor "ray": Ray workers)
+    executor: str = "local"  # "local" (this machine's processes) or "ray" (ray_executor.py)
+    ray_address: str | None = None  # a Ray cluster; None: a local Ray instance
     vet: bool = False  # screen each bundle with the BundleVetting program at plan time
 
     def config(self) -> LMConfig:
         config = self.lm_config or LMConfig()
         lm = config.lm
         if self.lm is not None:
-            lm = attrs.evolve(lm, model=self.lm, api_base=self.api_base)
+            lm = attrs.evolve(lm, model=self.lm, api_base=self.api_base, api_bases=())
         elif self.api_base is not None:
-            lm = attrs.evolve(lm, api_base=self.api_base)
+            lm = attrs.evolve(lm, api_base=self.api_base, api_bases=())
         return attrs.evolve(config, lm=lm, limits=attrs.evolve(config.limits, **self.limits))
 
 
@@ -126,7 +128,10 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
     run = Usage()
     try:
         with progress:
-            if workers > 1:
+            if options.executor == "ray":
+                from .ray_executor import run_ray
+                run = run_ray(job, todo, workers, progress, options.ray_address)
+            elif workers > 1:
                 from .workers import run_workers
                 run = run_workers(job, todo, workers, progress)
             else:

@@ -9,6 +9,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import attrs
+import dspy
 
 from ..compiler import model as m
 from ..compiler.plan import Plan
@@ -17,6 +18,7 @@ from .backends import OFFLINE, configure_cache, make_lm
 from .calls import CallPolicy, Limits
 from .layout import Build
 from .lmconfig import LMConfig
+from .offline import MODEL as OFFLINE_MODEL
 from .pipeline import Generator, LMUnavailable, Programs, Usage
 from .progress import Progress
 from .stages import GENERATION_PROGRAMS
@@ -40,26 +42,10 @@ class Job:
 def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, on_record=None,
               repair: bool = True) -> Usage:
     """Generate the given slots in this process; returns this run's usage."""
-    options, config, plan = job.options, job.config, job.plan
-    lms, made = {}, {}
-    for name in GENERATION_PROGRAMS:
-        spec = config.for_program(name)
-        if spec not in made:
-            try:
-                made[spec] = make_lm(spec, plan.seed, cache=options.cache)
-            except (ValueError, ImportError) as exc:  # a malformed model string, a missing extra
-                raise LMUnavailable(f"`{spec.model}`: {exc}") from None
-            made[spec].keep_history = False
-        lms[name] = made[spec]
-    offline = all(spec.model == OFFLINE for spec in made)
-    if not offline:
-        configure_cache(options.cache_dir or Build(options.out).cache, options.cache)
-    wanted = set(slot_ids)
+    options = job.options
+    lms = make_lms(job)
     failures = JsonlStore(Build(options.out).failures, repair=repair)
-    generator = Generator(job.lib, job.dataset, plan, Build(options.out).work_dir, failures, options.max_attempts,
-                          Programs(job.lib, lms, replace=_saved_programs(options.programs)), durable=not offline,
-                          policy=CallPolicy(config.limits), slots=[s for s in plan.slots if s.id in wanted],
-                          repair=repair)
+    generator = make_generator(job, slot_ids, lms, failures, repair=repair)
 
     def record(stage: str) -> None:
         if progress is not None:
@@ -69,11 +55,47 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
 
     generator.on_record = record
     try:
-        asyncio.run(_run(generator, config.limits, options.stage))
+        asyncio.run(run_generator(generator, job))
     finally:
         failures.close()
-        generator.usage.transient_retries = generator.policy.transient_retries
     return generator.usage
+
+
+def make_lms(job: Job) -> dict[str, dspy.LM]:
+    """Program name -> its LM (programs sharing a spec share one LM); points DSPy's cache at the
+    output folder's (or `--cache-dir`) unless every LM is offline."""
+    options, config = job.options, job.config
+    lms, made = {}, {}
+    for name in GENERATION_PROGRAMS:
+        spec = config.for_program(name)
+        if spec not in made:
+            try:
+                made[spec] = make_lm(spec, job.plan.seed, cache=options.cache)
+            except (ValueError, ImportError) as exc:  # a malformed model string, a missing extra
+                raise LMUnavailable(f"`{spec.model}`: {exc}") from None
+            made[spec].keep_history = False
+        lms[name] = made[spec]
+    if not all(spec.model == OFFLINE for spec in made):
+        configure_cache(options.cache_dir or Build(options.out).cache, options.cache)
+    return lms
+
+
+def make_generator(job: Job, slot_ids, lms: dict[str, dspy.LM], failures, repair: bool = True) -> Generator:
+    """The Generator for `slot_ids`, writing to the output folder's work files."""
+    options, plan = job.options, job.plan
+    wanted = set(slot_ids)
+    offline = all(lm.model == OFFLINE_MODEL for lm in lms.values())
+    return Generator(job.lib, job.dataset, plan, Build(options.out).work_dir, failures, options.max_attempts,
+                     Programs(job.lib, lms, replace=_saved_programs(options.programs)), durable=not offline,
+                     policy=CallPolicy(job.config.limits), slots=[s for s in plan.slots if s.id in wanted],
+                     repair=repair)
+
+
+async def run_generator(generator: Generator, job: Job) -> None:
+    try:
+        await _run(generator, job.config.limits, job.options.stage)
+    finally:
+        generator.usage.transient_retries = generator.policy.transient_retries
 
 
 def _saved_programs(paths: dict) -> dict:

@@ -1,0 +1,200 @@
+"""`--executor ray`: generate on a Ray cluster (`--ray-address`) or a local Ray instance.
+
+Each Ray worker is an async actor with its own LMs (an `hf:` model on the GPU Ray gives it, or
+an endpoint); the driver gives every worker every N-th slot still to do, with the rows of the
+stages those slots already finished. A worker writes nothing: it streams each finished stage
+row (and each failure) back, and the driver alone appends it to the output folder's work files
+as it arrives. So no shared filesystem is needed, a killed run resumes as today, and the output
+equals a one-process run's (the work files' line order aside). Ray is imported only here.
+
+Keys: workers on other machines read their keys from their own environment; the variables an
+LM config names with `api_key_env`, and the driver's `*_API_KEY` / `*_API_BASE` variables, are
+passed to the workers' environment so a local instance or a fresh cluster works unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+
+import attrs
+
+from ..compiler.loader import UsageError
+from .layout import Build
+from .pipeline import LMUnavailable, Usage
+from .share import Job, make_generator, make_lms, run_generator
+from .stages import GENERATION_PROGRAMS, work_stages
+from .store import JsonlStore, dumps
+from .workers import WorkerFailed
+
+HF_PREFIX = "hf:"
+
+
+class RayUnavailable(UsageError):
+    """Ray is not installed, or the cluster cannot be reached (a usage error at the command line)."""
+
+
+class RelayStore:
+    """Stands in for a work file inside a Ray worker: holds the rows the driver sent (stages
+    already finished) and hands each new row to `send` instead of writing it."""
+
+    def __init__(self, stage: str, rows: dict[str, dict], send):
+        self.stage, self.rows, self.send = stage, rows, send
+        self.items = rows
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def get(self, key: str) -> dict | None:
+        return self.rows.get(key)
+
+    async def commit(self, row: dict) -> None:
+        self.append(row)
+
+    def append(self, row: dict) -> None:
+        row = json.loads(dumps(row))  # as a work file reads it back (keys sorted): later prompts see the same text
+        self.rows[row["id"]] = row
+        self.send(self.stage, row)
+
+    def close(self) -> None:
+        pass
+
+
+class SlotWorker:
+    """One Ray worker (made an actor in `_actor_class`): its LMs are built once, on its node."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.lms = make_lms(job)
+
+    async def run(self, slot_ids: list[str], done: dict[str, dict[str, dict]]):
+        """Generate `slot_ids` (`done`: stage -> id -> row already in the driver's work files);
+        yields ("row", stage, row, usage) for each finished row, then ("done", usage)."""
+        events: asyncio.Queue = asyncio.Queue()
+        with tempfile.TemporaryDirectory() as scratch:  # never written: the relay stores stand in
+            job = attrs.evolve(self.job, options=attrs.evolve(self.job.options, out=Path(scratch)))
+            generator = make_generator(job, slot_ids, self.lms, failures=None, repair=False)
+            send = lambda stage, row: events.put_nowait(("row", stage, row, generator.usage.as_dict()))  # noqa: E731
+            generator.stores = {stage: RelayStore(stage, dict(done.get(stage, {})), send)
+                                for stage in generator.stores}
+            generator.failures = RelayStore("failures", {}, send)
+            task = asyncio.ensure_future(run_generator(generator, job))
+            while not (task.done() and events.empty()):
+                getter = asyncio.ensure_future(events.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            task.result()  # raises what the generator raised
+            yield ("done", generator.usage.as_dict())
+
+
+def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str | None = None) -> Usage:
+    """Generate `slot_ids` on `workers` Ray workers; the limits are shared out among them.
+    Returns the run's usage."""
+    ray = _ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True,
+                     runtime_env={"env_vars": _forwarded_env(job)})
+        except ConnectionError as exc:
+            raise RayUnavailable(f"--ray-address {address}: cannot reach the Ray cluster: {exc}") from None
+    limits = job.config.limits
+    share = attrs.evolve(limits, concurrency=max(1, math.ceil(limits.concurrency / workers)),
+                         rpm=limits.rpm / workers if limits.rpm else None,
+                         tpm=limits.tpm / workers if limits.tpm else None)
+    worker_job = Job(job.lib, job.dataset, job.plan, attrs.evolve(job.config, limits=share),
+                     attrs.evolve(job.options, progress=None))
+    out = job.options.out
+    durable = any(job.config.for_program(p).model != "offline" for p in GENERATION_PROGRAMS)
+    stages = work_stages(job.options.stage)
+    stores = {stage: JsonlStore(Build(out).work(stage), durable=durable) for stage in stages}
+    failures = JsonlStore(Build(out).failures)
+    actor = _actor_class(ray, job)
+    actors = [actor.options(runtime_env={"env_vars": _forwarded_env(job)}).remote(worker_job) for _ in range(workers)]
+    events: queue.Queue = queue.Queue()
+    threads = []
+    for k, handle in enumerate(actors):
+        share_ids = slot_ids[k::workers]
+        done = {stage: {i: stores[stage].get(i) for i in share_ids if i in stores[stage]} for stage in stages}
+        stream = handle.run.options(num_returns="streaming").remote(share_ids, done)
+        threads.append(threading.Thread(target=_pump, args=(ray, stream, k, events), daemon=True))
+    for thread in threads:
+        thread.start()
+    latest = {k: Usage() for k in range(workers)}
+    running, errors = set(range(workers)), []
+    try:
+        while running:
+            kind, k, *rest = events.get()
+            if kind == "row":
+                stage, row, usage = rest
+                latest[k] = Usage(**usage)
+                (failures if stage == "failures" else stores[stage]).append(row)
+                progress.advance(stage, _sum(latest.values()), 0, 0)
+            elif kind == "done":
+                latest[k] = Usage(**rest[0])
+                running.discard(k)
+            else:  # "error": the worker's exception, as Ray raised it here
+                running.discard(k)
+                errors.append(rest[0])
+    except KeyboardInterrupt:
+        for handle in actors:
+            ray.kill(handle)
+        raise
+    finally:
+        for store in (*stores.values(), failures):
+            store.close()
+        if started_here:
+            ray.shutdown()
+    for error in errors:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, (LMUnavailable, OSError)):
+            raise cause
+    if errors:
+        raise WorkerFailed(f"a Ray worker failed: {errors[0]}")
+    return _sum(latest.values())
+
+
+def _pump(ray, stream, k: int, events: queue.Queue) -> None:
+    """Move one worker's streamed events onto the driver's queue (ends with "done" or "error")."""
+    try:
+        for ref in stream:
+            event = ray.get(ref)
+            events.put((event[0], k, *event[1:]))
+    except Exception as exc:  # noqa: BLE001 - handed to the driver, which reports it
+        events.put(("error", k, exc))
+
+
+def _actor_class(ray, job: Job):
+    """SlotWorker as a Ray actor: one GPU when a program runs an `hf:` model, else one CPU."""
+    gpu = any(job.config.for_program(p).model.startswith(HF_PREFIX) for p in GENERATION_PROGRAMS)
+    return ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_restarts=0)(SlotWorker)
+
+
+def _forwarded_env(job: Job) -> dict[str, str]:
+    names = {spec.api_key_env for spec in (job.config.lm, *job.config.programs.values()) if spec.api_key_env}
+    names |= {k for k in os.environ if k.endswith(("_API_KEY", "_API_BASE"))} | {"LITELLM_LOCAL_MODEL_COST_MAP"}
+    return {k: os.environ[k] for k in sorted(names) if k in os.environ}
+
+
+def _sum(usages) -> Usage:
+    total = Usage()
+    for usage in usages:
+        total.add(usage)
+    return total
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("--executor ray needs Ray: pip install 'humanllm[ray]'") from None
+    return ray
