@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import humanllm_dsl as h
+from humanllm_dsl.runtime.records import map_shape
 from humanllm_dsl.cli import main
 from humanllm_dsl.runtime import offline
 from humanllm_dsl.runtime.compile import CompileOptions, compile_dataset
@@ -61,7 +62,7 @@ def test_outputs_exist_and_agree(built):
 
 def test_records_are_valid_and_traceable(built, spec):
     lib = h.load(spec)
-    for r in read_jsonl(built / "records.jsonl"):
+    for r in map(map_shape, read_jsonl(built / "records.jsonl")):  # records store name-keyed maps as lists
         names = [c["name"] for c in r["characters"]]
         assert 12 <= len(r["conversation"]) <= 20
         assert r["conversation"][0]["char"] != r["protagonist"] == r["conversation"][-1]["char"]

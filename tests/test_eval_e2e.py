@@ -247,7 +247,7 @@ def test_a_nested_field_in_another_shape_names_file_line_and_field(build, tmp_pa
     shutil.copy(build / "patterns.json", copy / "patterns.json")
     path = copy / "splits" / "id_eval.jsonl"
     rows = lines(path)
-    name = next(iter(rows[1]["char2pattern"]))
+    name = rows[1]["char2pattern"][0]["char"]
     rows[1][field] = {name: value["A"]} if isinstance(value, dict) else value
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     assert main(eval_args(copy, tmp_path / "ev", "--split", "id_eval")) == 1

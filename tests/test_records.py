@@ -9,7 +9,7 @@ import pytest
 import humanllm_dsl as h
 from humanllm_dsl.runtime.compile import CompileOptions, compile_dataset
 from humanllm_dsl.runtime.layout import Build
-from humanllm_dsl.runtime.records import RecordError, dump_record, load_record
+from humanllm_dsl.runtime.records import RecordError, char2pattern, dump_record, load_record, map_shape, stored_shape
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -42,3 +42,16 @@ def test_a_malformed_record_names_itself_and_the_field(rows, field, value, expec
     message = str(info.value)
     assert message.startswith(f"splits/id_eval.jsonl:7: record `{rows[0]['id']}`: ")
     assert expected in message
+
+
+def test_name_keyed_maps_are_stored_as_lists_and_old_builds_still_load(rows):
+    row = rows[0]
+    assert all(set(e) == {"char", "patterns"} for e in row["char2pattern"])
+    assert all(set(e) == {"char", "items"} for e in row["checklist"] + row["variation"]["checklist"])
+    assert all(set(e) == {"name", "view"} for c in row["characters"] for e in c["about_others"])
+    old = map_shape(row)  # the shape builds had before: objects keyed by character name
+    assert isinstance(old["char2pattern"], dict) and isinstance(old["characters"][0]["about_others"], dict)
+    record = load_record(old)
+    assert dump_record(record) == row == stored_shape(old)
+    assert record.char2pattern == {e["char"]: tuple(e["patterns"]) for e in row["char2pattern"]}
+    assert char2pattern(row) == char2pattern(old) == {e["char"]: e["patterns"] for e in row["char2pattern"]}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from humanllm_dsl.runtime.records import map_shape
 from humanllm_dsl.cli import main
 from humanllm_dsl.compiler.loader import load
 from humanllm_dsl.runtime.channels import visible
@@ -57,7 +58,7 @@ def test_harmless_deviations_cost_no_retry(replay):
 def test_no_pattern_name_where_refused_and_no_cut_item(replay):
     out, _ = replay
     vocab = Vocabulary.of(load(SPECS).patterns)
-    records = read_jsonl(out / "records.jsonl")
+    records = [map_shape(r) for r in read_jsonl(out / "records.jsonl")]
     assert len(records) == 4
     for r in records:
         texts = [r["background"], r["variation"]["background"]]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from humanllm_dsl.runtime.records import map_shape
 from humanllm_dsl import load
 from humanllm_dsl.cli import main
 from humanllm_dsl.compiler import programs as P
@@ -60,7 +61,7 @@ def pilot(tmp_path_factory):
 def test_no_checklist_item_of_either_level_reaches_a_generation_prompt(pilot):
     out, prompts = pilot
     lib = load(str(SPECS))
-    records = [json.loads(line) for line in (out / "records.jsonl").read_text("utf-8").splitlines()]
+    records = [map_shape(json.loads(line)) for line in (out / "records.jsonl").read_text("utf-8").splitlines()]
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
     assert len(prompts) == manifest["lm_calls"] >= 4 * len(records) > 0
     texts = [_norm(p) for p in prompts]

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..compiler.loader import UsageError
 from ..compiler.model import TRAIN_SPLIT
 from ..runtime.stages import JUDGE_PROGRAMS, OFFLINE
+from ..trackers import TRACKERS, flat_metrics, log_metrics, require
 from .common import EXIT_OK, progress_mode
 
 EVAL_EPILOG = """\
@@ -84,6 +85,9 @@ def add_commands(sub) -> None:
     p.add_argument("--examples", type=int, default=3, metavar="N", help="example transcripts in the report (default 3)")
     p.add_argument("--no-holistic", action="store_true", help="skip the holistic judge")
     p.add_argument("--no-report", action="store_true", help="skip report.html and the plots")
+    p.add_argument("--report-to", default="none", choices=TRACKERS,
+                   help="also log the results' numbers to an experiment tracker (tensorboard: under DIR/tensorboard; "
+                        "default none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval, out_kind="eval")  # cli.main claims -o (runtime/outdir.py)
 
@@ -171,6 +175,7 @@ def cmd_eval(args) -> int:
         raise UsageError("--limit must be at least 1")
     if not args.build.is_dir():
         raise UsageError(f"{args.build}: no such folder")
+    require(args.report_to)  # a missing tracker package fails before any LM call
     options = EvalOptions(
         build=args.build, out=args.out, model=args.model, judge=args.judge, split=args.split, runs=args.runs,
         api_base=args.api_base, judge_api_base=args.judge_api_base, seed=args.seed, max_attempts=args.max_attempts,
@@ -180,6 +185,8 @@ def cmd_eval(args) -> int:
         report=not args.no_report, examples=args.examples, cache=not args.no_cache, cache_dir=args.cache_dir,
         ipe_average=args.ipe_average)
     results = evaluate(options)
+    log_metrics(args.report_to, args.out, flat_metrics(results), run_name=f"eval {args.out.name}",
+                config={"model": args.model, "judge": args.judge, "split": args.split, "runs": args.runs})
     print(summary_line(results))
     print(f"wrote {args.out}/results.json, verdicts.jsonl, scores.csv"
           + ("" if args.no_report else ", report.html"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..compiler.loader import UsageError
 from ..train import config as c
+from ..trackers import TRACKERS, require
 from .common import EXIT_OK
 
 S = argparse.SUPPRESS  # flags left out do not override the config file
@@ -115,6 +116,9 @@ def add_commands(sub) -> None:
     g.add_argument("--save-total-limit", type=int, default=S, metavar="N", help="checkpoints kept (default 3)")
     g.add_argument("--resume", nargs="?", const="latest", default=S, metavar="CHECKPOINT",
                    help="continue from the newest checkpoint in OUT, or from CHECKPOINT; the step count carries on")
+    g.add_argument("--report-to", default=S, choices=TRACKERS,
+                   help="send the training and evaluation losses to an experiment tracker too (TRL's report_to; "
+                        "tensorboard writes under OUT/runs; default none)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar: one plain line per log event")
     p.set_defaults(func=cmd_train)
 
@@ -140,6 +144,7 @@ def cmd_train(args) -> int:
     if not Path(cfg.build_dir).is_dir():
         raise UsageError(f"BUILD_DIR {cfg.build_dir} does not exist")
     train_file(cfg.build_dir)  # before torch is imported: a wrong folder fails at once
+    require(cfg.report_to)  # ... and so does a tracker whose package is missing
 
     from ..runtime.outdir import claim, lead_process
     from ..train.trainer import run

@@ -219,7 +219,27 @@ class _Program(dspy.Module):
     def _inputs(self, inputs: dict) -> dict:
         if "feedback" in self.signature.input_fields:
             inputs.setdefault("feedback", "")
+        if "patterns" in inputs and "patterns" in self.signature.input_fields:
+            inputs["patterns"] = _pattern_input(inputs["patterns"], type(self).__name__)
         return inputs
+
+
+def _pattern_input(value, program: str) -> str:
+    """A `patterns` input as the JSON text the prompt holds: summaries (dicts, as `pattern_brief`
+    gives them) pass, ids are refused with how to get the summaries."""
+    data = value
+    if isinstance(value, str):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = [value]  # a lone id
+    items = data if isinstance(data, list | tuple) else [data]
+    ids = [x.id if isinstance(x, m.Pattern) else x for x in items if not isinstance(x, dict)]
+    if ids:
+        raise TypeError(f"{program}: `patterns` takes pattern summaries, not ids or Pattern objects "
+                        f"({', '.join(map(repr, ids[:3]))}): pass "
+                        f"dumps([pattern_brief(library.pattern(id)) for id in ids])")
+    return value if isinstance(value, str) else dumps(list(items))
 
 
 class ScenarioSynthesis(_Program):
@@ -271,6 +291,9 @@ def pattern_brief(p: m.Pattern, *, manifestations: bool = True) -> dict:
     judge's rubric, and a generator that saw them would teach the trained model to tick the judge's
     boxes. `manifestations=False` gives the shorter summary the later stages need (the scenario's
     design analysis already says how the patterns show here)."""
+    if not isinstance(p, m.Pattern):
+        raise TypeError(f"pattern_brief takes a Pattern (library.pattern({p!r}) for an id), "
+                        f"not {type(p).__name__} {p!r}")
     kind = (f"personality trait ({p.dimension.replace('_', ' ')}, {p.pole} pole)" if p.is_trait
             else "social-cognitive pattern")
     brief = {"id": p.id, "name": p.name, "kind": kind, "definition": " ".join(p.definition.split()),

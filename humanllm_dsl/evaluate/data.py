@@ -15,6 +15,7 @@ import attrs
 
 from ..compiler.model import EVAL_SPLITS, TRAIN_SPLIT
 from ..runtime.layout import Build
+from ..runtime.records import map_shape
 
 SPLIT_CHOICES = (*EVAL_SPLITS, TRAIN_SPLIT, "all")
 RECORD_KEYS = ("id", "patterns", "characters", "char2pattern", "conversation", "checklist", "background")
@@ -179,6 +180,7 @@ def load_records(build: Path, splits: tuple[str, ...]) -> list[dict]:
             continue
         for n, row in numbered_rows(path):
             where = f"{path}:{n}"
+            row = map_shape(row)  # records store name-keyed maps as lists; either shape reads
             check_record(row, where)
             if row["id"] in seen:  # counted twice, its characters judged twice: refuse
                 raise EvalDataError(f"{where}: record id `{row['id']}` repeats the record at {seen[row['id']]}")

@@ -18,6 +18,7 @@ from . import sft
 from .channels import split_channels
 from .composition import card_lines, composition
 from .layout import Build
+from .records import stored_shape
 from .store import write_json, write_text, writing
 from .vetting import verdict_json
 
@@ -47,7 +48,7 @@ def build_record(slot, scenario: dict, conversation: dict, checks: dict, varied:
                       "action": ch.action, "speech": ch.speech,
                       "segments": [s.as_dict() for s in ch.segments]})
     variation = varied["variation"]
-    return {
+    return stored_shape({
         "id": slot.id, "split": slot.split, "patterns": list(slot.patterns),
         "pattern_names": [lib.pattern(p).name for p in slot.patterns],
         "interactions": [interaction_json(i, declared or declared_interactions(lib)) for i in slot.interactions],
@@ -59,7 +60,7 @@ def build_record(slot, scenario: dict, conversation: dict, checks: dict, varied:
         "variation": {"changed_factors": variation["changed_factors"], "analysis": variation["analysis"],
                       "background": variation["varied_background"], "checklist": variation["varied_checklist"]},
         "lm": lm,
-    }
+    })
 
 
 @attrs.define
@@ -131,23 +132,9 @@ def export(out: Path, *, max_tokens: int | None = None, hf: bool = True) -> dict
     return sample_counts
 
 
-def _flat(record: dict) -> dict:
-    """A record with name-keyed maps turned into lists, so Arrow gets one fixed schema."""
-    r = dict(record)
-    r["characters"] = [{"name": c["name"], "about_self": c["about_self"],
-                        "about_others": [{"name": k, "view": v} for k, v in c.get("about_others", {}).items()]}
-                       for c in record["characters"]]
-    r["char2pattern"] = [{"char": k, "patterns": v} for k, v in record["char2pattern"].items()]
-    r["checklist"] = [{"char": k, "items": v} for k, v in record["checklist"].items()]
-    var = dict(record["variation"])
-    var["checklist"] = [{"char": k, "items": v} for k, v in var["checklist"].items()]
-    r["variation"] = var
-    r["interactions"] = [{**i, "direction": i["direction"] or {"from": [], "to": []}} for i in record["interactions"]]
-    return r
-
-
 def hf_features():
-    """The Arrow schema of the Hugging Face copy (`_flat` records): fixed, so streamed batches agree."""
+    """The Arrow schema of a stored record (records.jsonl, splits/ and hf/ hold the same shape):
+    fixed, so streamed batches agree and the Hub reads the split files as the HF copy."""
     from datasets import Features, List, Value
 
     text, texts = Value("string"), List(Value("string"))
@@ -168,7 +155,7 @@ def hf_features():
 
 def _flat_split(out: str, split: str):
     for record in read_split(Path(out), split):
-        yield _flat(record)
+        yield stored_shape(record)  # builds from before the one shape held name-keyed maps
 
 
 def save_hf(out: Path) -> None:
@@ -198,11 +185,71 @@ def _digest(path: Path) -> str | None:
     return sha.hexdigest()[:16] if size else None
 
 
+def size_category(n: int) -> str:
+    """The Hub's `size_categories` value for n rows."""
+    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M")):
+        if n < bound:
+            return label
+    return "1M<n<10M"
+
+
+def card_metadata(manifest: dict, stats: RecordStats) -> dict:
+    """The card's YAML front matter: what the Hub indexes, and a `configs:` block so that
+    `datasets.load_dataset(FOLDER_OR_REPO)` keeps the splits apart (`default`: the records, from
+    splits/; `sft`: the chat samples, from sft/messages_<split>.jsonl), with the features
+    declared so every split gets the one schema. A split with no rows is left out of a config:
+    `datasets` refuses a split that corresponds to no data."""
+    build = Build(Path("."))
+    records, samples = stats.splits, manifest.get("sft_samples", {})
+    tags = ["humanllm", "psychology", "role-play", "synthetic", "multi-character", "dialogue"]
+    if manifest["offline"]:
+        tags.append("offline-placeholder")
+    features = datasets_features_yaml()
+    meta = {
+        "license": "mit", "language": ["en"], "task_categories": ["text-generation"],
+        "size_categories": [size_category(len(stats.rows))], "tags": tags,
+        "pretty_name": f"{manifest['dataset']} (HumanLLM)",
+        "configs": [
+            {"config_name": "default", "default": True,
+             "data_files": [{"split": s, "path": build.split(s).as_posix()} for s in m.SPLITS if records[s]]},
+            {"config_name": "sft",
+             "data_files": [{"split": s, "path": build.sft_messages(s).as_posix()} for s in m.SPLITS
+                            if samples.get(s)]}],
+        "dataset_info": [{"config_name": "default", "features": features["default"]},
+                         {"config_name": "sft", "features": features["sft"]}],
+    }
+    kept = [c for c in meta["configs"] if c["data_files"]]  # a build with no records has nothing to load
+    names = {c["config_name"] for c in kept}
+    meta["configs"] = kept
+    meta["dataset_info"] = [i for i in meta["dataset_info"] if i["config_name"] in names]
+    return meta
+
+
+def sft_features():
+    """The Arrow schema of an SFT chat sample (`sft/messages_<split>.jsonl`)."""
+    from datasets import Features, List, Value
+
+    text = Value("string")
+    return Features({"id": text, "scenario": text, "split": text, "character": text, "patterns": List(text),
+                     "messages": List({"role": text, "content": text})})
+
+
+def datasets_features_yaml() -> dict[str, list]:
+    return {"default": hf_features()._to_yaml_list(), "sft": sft_features()._to_yaml_list()}
+
+
+def front_matter(metadata: dict) -> str:
+    import yaml
+
+    return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n"
+
+
 def dataset_card(manifest: dict, stats: RecordStats, lib: m.Library) -> str:
     patterns, rows = stats.patterns, stats.rows
     turns = [r["conversation"] for r in rows]
     offline = manifest["offline"]
-    lines = [f"# {manifest['dataset']}: a HumanLLM dataset", ""]
+    lines = [front_matter(card_metadata(manifest, stats)), f"# {manifest['dataset']}: a HumanLLM dataset", ""]
     if offline:
         lines += ["> **Offline data.** Every text in this dataset was written by humanllm's offline engine, "
                   "a deterministic stand-in for a language model built from the specs. It is valid, traceable "
@@ -234,9 +281,14 @@ def dataset_card(manifest: dict, stats: RecordStats, lib: m.Library) -> str:
               "- `records.jsonl`: one scenario per line (patterns, interactions, characters, conversation, checklists, variation)",
               "- `splits/<split>.jsonl`: the records of each split",
               "- `sft/messages_<split>.jsonl` (TRL chat messages), `sft/sharegpt_<split>.json` + `sft/dataset_info.json` (LLaMA-Factory)",
-              "- `hf/`: a Hugging Face `DatasetDict` (`datasets.load_from_disk`)",
+              "- `hf/`: the same records as a Hugging Face `DatasetDict` (`datasets.load_from_disk`)",
               "- `patterns.json`: the patterns used, with their pattern-level checklists",
-              "- `plan.jsonl`, `manifest.json`, `failures.jsonl`", ""]
+              "- `plan.jsonl`, `manifest.json`, `failures.jsonl`", "",
+              "## Loading", "",
+              "`datasets.load_dataset(FOLDER_OR_REPO)` gives the four splits of records "
+              "(`train`, `id_eval`, `ood_eval`, `mixed_eval`); add `\"sft\"` for the chat samples. "
+              "Maps keyed by character are lists: `char2pattern` is `[{char, patterns}]`, the checklists "
+              "`[{char, items}]`, a character's `about_others` `[{name, view}]`.", ""]
     return "\n".join(lines)
 
 

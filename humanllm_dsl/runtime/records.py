@@ -5,6 +5,18 @@ with its conversation, checklists and variation. `Usage` is what a work row or f
 `load_record` turns a JSON object into a Record or raises `RecordError` naming the record and
 the field that is wrong; `dump_record` is its inverse (`dump_record(load_record(d)) == d` for a
 record this tool wrote).
+
+One shape on disk, in records.jsonl, the split files and the Hugging Face copy alike: the maps
+keyed by character name are lists, because Arrow (and so the Hub) has no free-key map:
+
+    char2pattern            [{"char": NAME, "patterns": [ID, ...]}, ...]
+    checklist               [{"char": NAME, "items": [TEXT, ...]}, ...]
+    variation.checklist     [{"char": NAME, "items": [TEXT, ...]}, ...]
+    characters[].about_others   [{"name": NAME, "view": TEXT}, ...]
+
+In memory the typed `Record` keeps name-keyed dicts (the convenient view). `stored_shape` and
+`map_shape` convert a record dict either way and accept both shapes, so builds written before
+the change (name-keyed objects on disk) still load.
 """
 
 from __future__ import annotations
@@ -159,6 +171,58 @@ converter.register_structure_hook(
     Direction, _objects_only(Direction, converter, sources=override(rename="from"), targets=override(rename="to")))
 
 
+_LISTED = (("char2pattern", "char", "patterns"), ("checklist", "char", "items"))
+
+
+def _to_list(value, key: str, field: str):
+    if isinstance(value, dict):
+        return [{key: k, field: v} for k, v in value.items()]
+    return value
+
+
+def _to_map(value, key: str, field: str):
+    if isinstance(value, list) and all(isinstance(e, dict) and key in e and field in e for e in value):
+        return {e[key]: e[field] for e in value}
+    return value
+
+
+def _convert(record: dict, how) -> dict:
+    """`record` with its name-keyed fields passed through `how`; anything malformed is left as it is
+    for the reader to report."""
+    if not isinstance(record, dict):
+        return record
+    r = dict(record)
+    for name, key, field in _LISTED:
+        if name in r:
+            r[name] = how(r[name], key, field)
+    if isinstance(r.get("variation"), dict) and "checklist" in r["variation"]:
+        r["variation"] = {**r["variation"], "checklist": how(r["variation"]["checklist"], "char", "items")}
+    if isinstance(r.get("characters"), list):
+        r["characters"] = [{**c, "about_others": how(c["about_others"], "name", "view")}
+                           if isinstance(c, dict) and "about_others" in c else c for c in r["characters"]]
+    return r
+
+
+def stored_shape(record: dict) -> dict:
+    """The record as written to disk: name-keyed maps as lists (see the module docstring)."""
+    return _convert(record, _to_list)
+
+
+def map_shape(record: dict) -> dict:
+    """The record with name-keyed dicts (`record["char2pattern"][name]`), from either shape."""
+    return _convert(record, _to_map)
+
+
+def char2pattern(record: dict) -> dict[str, list[str]]:
+    """Who carries which patterns, by name, from a record of either shape."""
+    return _to_map(record.get("char2pattern", {}), "char", "patterns")
+
+
+def others_of(character: dict) -> dict[str, str]:
+    """How a character sees each other character, by name, from either shape."""
+    return _to_map(character.get("about_others", {}), "name", "view")
+
+
 class RecordError(ValueError):
     """A record that does not have the shape of one; the message names the record and field."""
 
@@ -170,7 +234,7 @@ def load_record(data: object, where: str = "") -> Record:
         raise RecordError(f"{label}expected a JSON object, found {type(data).__name__}")
     label += f"record `{data.get('id', '?')}`: "
     try:
-        return converter.structure(data, Record)
+        return converter.structure(map_shape(data), Record)
     except cattrs.BaseValidationError as exc:
         problems = [p.replace(" @ $.", " at ").replace(" @ $", "")
                     for p in cattrs.transform_error(exc, format_exception=_describe)]
@@ -178,4 +242,5 @@ def load_record(data: object, where: str = "") -> Record:
 
 
 def dump_record(record: Record) -> dict:
-    return converter.unstructure(record)
+    """The record as stored (lists for the name-keyed maps; see the module docstring)."""
+    return stored_shape(converter.unstructure(record))

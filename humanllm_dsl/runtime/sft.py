@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..compiler.templates import render
 from .channels import visible
+from .records import char2pattern, others_of
 
 SCENE_START = "(The scene begins.)"
 
@@ -24,7 +25,7 @@ def approx_tokens(text: str) -> int:
 def system_prompt(record: dict, name: str) -> str:
     profile = next(c for c in record["characters"] if c["name"] == name)
     return render("sft_system", name=name, about_self=profile["about_self"],
-                  about_others=profile.get("about_others", {}), background=record["background"])
+                  about_others=others_of(profile), background=record["background"])
 
 
 def messages_for(record: dict, name: str) -> list[dict]:
@@ -68,14 +69,14 @@ def windows(messages: list[dict], max_tokens: int | None,
 
 def samples(record: dict, max_tokens: int | None = None) -> list[dict]:
     """All SFT samples of a record: `id`, `scenario`, `split`, `character`, `messages`."""
-    result = []
+    result, carriers = [], char2pattern(record)
     for character in record["characters"]:
         name = character["name"]
         for k, msgs in enumerate(windows(messages_for(record, name), max_tokens)):
             suffix = f"#{k}" if k else ""
             result.append({"id": f"{record['id']}/{name}{suffix}", "scenario": record["id"],
                            "split": record["split"], "character": name,
-                           "patterns": record["char2pattern"].get(name, []), "messages": msgs})
+                           "patterns": carriers.get(name, []), "messages": msgs})
     return result
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import attrs
 import cattrs
 
+from ..trackers import TRACKERS
+
 CONFIG_NAME = "train_config.yaml"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MODEL_DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -109,6 +111,7 @@ class TrainConfig:
     seed: int = 42
     chat_template: str | None = None
     resume: str | None = None  # a checkpoint folder, or "latest" (the newest checkpoint in `out`)
+    report_to: str = attrs.field(default="none", validator=_one_of(TRACKERS))  # TRL's experiment tracker
 
     @property
     def learning_rate(self) -> float:

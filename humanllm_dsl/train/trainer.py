@@ -94,7 +94,7 @@ def sft_kwargs(cfg: c.TrainConfig, has_eval: bool, progress: bool) -> dict:
         "logging_steps": cfg.logging_steps, "logging_first_step": True,
         "eval_strategy": "steps" if has_eval and cfg.eval_steps else "no", "eval_steps": cfg.eval_steps or None,
         "save_strategy": "steps", "save_steps": cfg.save_steps, "save_total_limit": cfg.save_total_limit,
-        "seed": cfg.seed, "data_seed": cfg.seed, "report_to": "none", "disable_tqdm": not progress,
+        "seed": cfg.seed, "data_seed": cfg.seed, "report_to": cfg.report_to, "disable_tqdm": not progress,
         "dataloader_pin_memory": _has_gpu(),
     }
 

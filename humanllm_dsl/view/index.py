@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 
+from ..runtime.records import char2pattern, others_of
 from .folders import EVAL_FILES, Folder, lines_with_offsets
 
 SCHEMA_VERSION = "1"
@@ -111,7 +112,7 @@ def _scenario_text(r: dict) -> str:
     parts = [r.get("id", ""), r.get("background", ""), r.get("design_analysis", ""), r.get("situation", ""),
              r.get("domain", ""), " ".join(r.get("patterns", [])), " ".join(r.get("pattern_names", []))]
     for c in r.get("characters", []):
-        parts += [c.get("name", ""), c.get("about_self", ""), *c.get("about_others", {}).values()]
+        parts += [c.get("name", ""), c.get("about_self", ""), *others_of(c).values()]
     parts += [t.get("content", "") for t in r.get("conversation", [])]
     return "\n".join(p for p in parts if isinstance(p, str))
 
@@ -174,7 +175,7 @@ def _index_eval(db: sqlite3.Connection, f: Folder) -> None:
         for _, _, _, r in lines_with_offsets(f.build.records):
             if r and "id" in r:
                 types = tuple(i.get("type", "") for i in r.get("interactions", []) if isinstance(i, dict))
-                records[r["id"]] = (types or ("none",), r.get("char2pattern", {}))
+                records[r["id"]] = (types or ("none",), char2pattern(r))
     judged: dict[str, dict[tuple[str, int], tuple[int, int, dict]]] = {}
     for store in ("verdicts", "holistic"):
         for line, offset, length, row in lines_with_offsets(f.file(store)):
