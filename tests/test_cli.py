@@ -245,7 +245,7 @@ def test_check_does_not_import_heavy_libraries(tmp_path):
 # ---- the package: no import cycle, one table of errors ---------------------------------------------
 CLI_MODULES = ("humanllm_dsl.cli", "humanllm_dsl.cli.common", "humanllm_dsl.cli.spec", "humanllm_dsl.cli.compile",
                "humanllm_dsl.cli.eval", "humanllm_dsl.cli.train", "humanllm_dsl.annotate.cli",
-               "humanllm_dsl.draft.cli", "humanllm_dsl.view.cli", "humanllm_dsl.cli.publish")
+               "humanllm_dsl.draft.cli", "humanllm_dsl.view.cli", "humanllm_dsl.cli.publish", "humanllm_dsl.lsp.cli")
 
 
 @pytest.mark.parametrize("first", CLI_MODULES)
@@ -290,7 +290,8 @@ def test_every_command_module_registers_its_commands():
         registered[name.removeprefix("humanllm_dsl.")] = set(sub.choices)
     assert {"cli.spec": {"check", "fmt", "dump", "list", "show"}, "cli.compile": {"compile", "merge"},
             "cli.train": {"train"}, "cli.eval": {"eval", "align", "optimize"}, "cli.publish": {"push", "completion"},
-            "annotate.cli": {"annotate"}, "draft.cli": {"draft"}, "view.cli": {"view"}}.items() <= registered.items()
+            "annotate.cli": {"annotate"}, "draft.cli": {"draft"}, "view.cli": {"view"},
+            "lsp.cli": {"lsp"}}.items() <= registered.items()
     parser = build_parser()
     assert set(next(a for a in parser._actions if a.dest == "command").choices) == set().union(*registered.values())
 

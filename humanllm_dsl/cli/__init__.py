@@ -26,7 +26,7 @@ __all__ = ["COMMAND_MODULES", "DISK_FULL", "ERRORS", "EXIT_CODES", "EXIT_FAILURE
 # Each module has `add_commands(subparsers)` and imports its heavy dependencies only when run.
 COMMAND_MODULES = ("humanllm_dsl.cli.spec", "humanllm_dsl.cli.compile", "humanllm_dsl.cli.train",
                    "humanllm_dsl.cli.eval", "humanllm_dsl.annotate.cli", "humanllm_dsl.draft.cli",
-                   "humanllm_dsl.view.cli", "humanllm_dsl.cli.publish")
+                   "humanllm_dsl.view.cli", "humanllm_dsl.lsp.cli", "humanllm_dsl.cli.publish")
 
 
 def build_parser() -> argparse.ArgumentParser:

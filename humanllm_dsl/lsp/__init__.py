@@ -1,0 +1,3 @@
+"""`humanllm lsp`: a language server for `.hpat` files (diagnostics, hover, navigation,
+completion, formatting, rename). Only `cli` is imported by the `humanllm` command; pygls is
+imported when the server starts."""
