@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .compiler.model import Library, Pattern
-from .syntax.diagnostics import did_you_mean
+from .syntax.diagnostics import did_you_mean, plural
 
 
 def unwrap(text: str) -> str:
@@ -20,21 +23,38 @@ def _console() -> Console:
     return Console(highlight=False)
 
 
+def _kind(p: Pattern) -> str:
+    return f"{p.dimension} {'+' if p.pole == 'positive' else '-'}" if p.is_trait else "social-cognitive"
+
+
 def list_patterns(lib: Library, family: str | None = None, dimension: str | None = None,
-                  pole: str | None = None) -> int:
-    rows = [p for p in lib.patterns
-            if (family is None or p.family == family)
-            and (dimension is None or p.dimension == dimension)
-            and (pole is None or p.pole == pole)]
-    table = Table(title=f"{len(rows)} patterns", title_justify="left")
-    table.add_column("id", style="bold cyan", no_wrap=True)
+                  pole: str | None = None, shape: str = "table") -> int:
+    """Print the patterns: a table that fits 80 columns (ids never wrap), `plain` tab-separated
+    lines (id, name, family, dimension, pole, items, file), or `json`."""
+    rows = sorted((p for p in lib.patterns
+                   if (family is None or p.family == family)
+                   and (dimension is None or p.dimension == dimension)
+                   and (pole is None or p.pole == pole)),
+                  key=lambda p: (p.family, p.dimension or "", p.pole or "", p.id))
+    if shape == "json":
+        json.dump([{"id": p.id, "name": p.name, "family": p.family, "dimension": p.dimension, "pole": p.pole,
+                    "items": len(p.checklist), "where": p.where} for p in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if shape == "plain":
+        for p in rows:
+            print("\t".join([p.id, p.name, p.family, p.dimension or "-", p.pole or "-", str(len(p.checklist)),
+                             p.where.rsplit(":", 2)[0]]))
+        return 0
+    table = Table(title=f"{plural(len(rows), 'pattern')}", title_justify="left", box=None, pad_edge=False)
+    table.add_column("id", style="bold cyan", no_wrap=True, overflow="fold")
     table.add_column("name")
-    table.add_column("family", style="magenta")
-    table.add_column("dimension / pole", style="green")
-    table.add_column("items", justify="right")
-    for p in sorted(rows, key=lambda p: (p.family, p.dimension or "", p.pole or "", p.id)):
-        trait = f"{p.dimension} {'+' if p.pole == 'positive' else '-'}" if p.is_trait else ""
-        table.add_row(p.id, p.name, p.family, trait, str(len(p.checklist)))
+    table.add_column("kind", style="green", no_wrap=True)
+    table.add_column("items", justify="right", no_wrap=True)
+    for p in rows:
+        # most names are their id in words; show a name only where it tells something more
+        same = re.sub(r"[^a-z0-9]+", "_", p.name.lower()).strip("_") == p.id
+        table.add_row(p.id, "" if same else p.name, _kind(p), str(len(p.checklist)))
     _console().print(table)
     return 0
 
@@ -63,7 +83,7 @@ def show_pattern(lib: Library, query: str) -> int:
     console.print(unwrap(p.definition))
     _section(console, "Mechanisms", [f"[green]{m.kind}[/green]: {m.text}" for m in p.mechanisms])
     _section(console, "Manifestations", list(p.manifestations))
-    _section(console, f"Checklist ({len(p.checklist)} items)", [f"{i}. {t}" for i, t in enumerate(p.checklist, 1)],
+    _section(console, f"Checklist ({plural(len(p.checklist), 'item')})", [f"{i}. {t}" for i, t in enumerate(p.checklist, 1)],
              bullet="")
     _section(console, "Sources", [s.citation for s in p.sources])
     related = []
@@ -82,8 +102,17 @@ def show_pattern(lib: Library, query: str) -> int:
 
 
 def _section(console: Console, title: str, lines: list[str], bullet: str = "- ") -> None:
+    """A titled list; a line that wraps continues under its own text, not at the margin."""
     if not lines:
         return
     console.print(f"\n[bold]{title}[/bold]")
     for line in lines:
-        console.print(f"  {bullet}{line}")
+        grid = Table.grid()
+        head = f"  {bullet}"
+        if not bullet:  # numbered items: the number is the bullet
+            number, _, line = line.partition(" ")
+            head = f"  {number} "
+        grid.add_column(width=len(head), no_wrap=True)
+        grid.add_column()
+        grid.add_row(head, Text.from_markup(line))
+        console.print(grid)

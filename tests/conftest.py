@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 # Tests never reach a model hub: a hub name must fail at once, not after network retries.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Fixture libraries are whole worlds of their own (their `adversity` would collide with the shipped
+# one); tests of the standard library remove this (monkeypatch.delenv).
+os.environ.setdefault("HUMANLLM_NO_STDLIB", "1")
 
 import pytest
 from hypothesis import settings
@@ -40,7 +44,8 @@ def pattern_text(pid: str, *, family: str = "social_cognitive", dimension: str |
         lines.append(f'  mechanism {kind} "The {kind} side of {pid}."')
     lines += [f'  manifestation "Example {k} of {pid} in daily life."' for k in range(manifestations)]
     lines.append("  checklist {")
-    lines += [f'    "Does the character show behaviour {k} of {pid}?"' for k in range(items)]
+    # items differ per pattern without naming it (a checklist item that names its pattern is warned)
+    lines += [f'    "Does the character show behaviour {k} of kind {zlib.crc32(pid.encode())}?"' for k in range(items)]
     lines.append("  }")
     lines += [f'  source "Author {k}, A." (19{70 + k}) "A study of {pid} {k}" in "Journal {k}"'
               for k in range(sources)]

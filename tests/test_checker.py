@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from humanllm_dsl import HpatError, check_text, load
@@ -149,8 +151,13 @@ def test_trait_check_points_at_the_bad_word(check):
 
 
 def test_checklist_item_shared_by_two_patterns_is_an_error(check):
-    text = pattern_text("alpha") + pattern_text("beta", extra='  checklist { "Does the character show behaviour 1 of alpha?" }')
-    assert "repeats one of `alpha`" in only_error(check(text))
+    text = pattern_text("alpha") + pattern_text("beta", extra='  checklist { "Does the character show behaviour 1 of kind %d?" }'
+                                                % zlib.crc32(b"alpha"))
+    result = check(text)
+    assert "repeats one of `alpha`" in only_error(result)
+    error = result.errors[0]
+    first_item = next(d for d in range(1, 99) if "behaviour 1 of kind" in text.split("\n")[d - 1])
+    assert error.line > first_item and f":{first_item}:5" in error.hint  # at the repeat, naming the other's file:line
 
 
 # ---- interactions --------------------------------------------------------------------------------
@@ -283,7 +290,7 @@ def test_unsatisfiable_hold_out_points_at_hold_out(check):
     (pattern_text("solo", items=11), "pattern `solo` has 11 checklist items"),
     (pattern_text("solo", items=16), "pattern `solo` has 16 checklist items"),
     (pattern_text("solo", manifestations=2), "pattern `solo` has 2 manifestations"),
-    (pattern_text("solo", sources=1), "pattern `solo` has 1 sources"),
+    (pattern_text("solo", sources=1), "pattern `solo` has 1 source"),
     (pattern_text("solo", name="Sunk cost fallacy",
                   extra='  checklist { "Does the character fall for the sunk cost fallacy?" }'),
      "checklist item names its own pattern (`Sunk cost fallacy`)"),
@@ -295,7 +302,7 @@ def test_warnings_do_not_fail_check(tmp_path, capsys, pattern, warning):
     assert main(["check", str(path)]) == 0
     out, err = capsys.readouterr()
     assert f"warning: {warning}" in err and "0 errors, 1 warning" in err
-    assert out.startswith("ok: 1 files, 1 patterns")
+    assert out.startswith("ok: 1 file, 1 pattern")
 
 
 def test_item_not_naming_its_pattern_gets_no_warning(check):

@@ -338,7 +338,7 @@ def test_python_dash_m_runs_the_command(tmp_path):
     for module in ("humanllm_dsl", "humanllm_dsl.cli"):
         done = subprocess.run([sys.executable, "-m", module, "check", str(path)], capture_output=True, text=True,
                               timeout=120)
-        assert done.returncode == 0 and done.stdout.startswith("ok: 1 files"), done.stderr
+        assert done.returncode == 0 and done.stdout.startswith("ok: 1 file,"), done.stderr
 
 
 def test_shared_names_have_one_source():

@@ -128,8 +128,15 @@ def test_empty_and_comment_only_files_parse():
 
 
 def test_string_escapes():
-    module = parse_text(r'domain d "a \"q\" b\\c\nd\te \x"', "f")
-    assert module.items[0].name.value == 'a "q" b\\c\nd\te \\x'
+    module = parse_text(r'domain d "a \"q\" b\\c\nd\te \r"', "f")
+    assert module.items[0].name.value == 'a "q" b\\c\nd\te \r'
+
+
+def test_unknown_escape_is_an_error_at_the_backslash():
+    with pytest.raises(HpatError) as exc:
+        parse_text(r'domain d "a \x b \q"', "f.hpat")
+    got = [(d.line, d.column, d.message) for d in exc.value.diagnostics]
+    assert got == [(1, 13, "unknown escape `\\x` in a string"), (1, 18, "unknown escape `\\q` in a string")]
 
 
 def test_long_string_drops_common_indent_and_blank_edges():
@@ -180,7 +187,7 @@ GOLDEN = [
     pytest.param(
         'patern a "A" {}\n',
         "f.hpat:1:1: error: unknown word `patern`; did you mean `pattern`?",
-        "expected one of: `dataset`, `domain`, `exclude`, `interaction`, `pattern`, `situation`, `use` "
+        "expected one of: `dataset`, `domain`, `exclude`, `interaction`, `override`, `pattern`, `situation`, `use` "
         "or the end of the file", id="misspelt-top-level-keyword"),
     pytest.param(
         "interaction a b: reinforce {}\n",

@@ -41,9 +41,23 @@ def print_diagnostics(result: LoadResult) -> None:
         print(f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}", file=sys.stderr)
 
 
-def load(paths: Sequence[str]) -> LoadResult:
-    """Check the specs at `paths` and print every diagnostic."""
-    result = check_paths(paths)
+NO_STDLIB_ENV = "HUMANLLM_NO_STDLIB"
+
+
+def add_stdlib_option(parser) -> None:
+    """`--no-stdlib`, for every command that reads specs."""
+    parser.add_argument("--no-stdlib", action="store_true",
+                        help="read only the given specs, without the shipped standard library "
+                             f"(also: {NO_STDLIB_ENV}=1)")
+
+
+def use_stdlib(args) -> bool:
+    return not getattr(args, "no_stdlib", False) and os.environ.get(NO_STDLIB_ENV, "") in ("", "0")
+
+
+def load(paths: Sequence[str], stdlib: bool = False) -> LoadResult:
+    """Check the specs at `paths` (after the standard library when `stdlib`) and print every diagnostic."""
+    result = check_paths(paths, stdlib=stdlib)
     print_diagnostics(result)
     return result
 

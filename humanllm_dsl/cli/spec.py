@@ -8,14 +8,17 @@ import sys
 from ..compiler.loader import check_paths, display
 from ..compiler.model import DIMENSIONS, FAMILIES, POLES
 from ..syntax.diagnostics import HpatError
-from .common import EXIT_OK, EXIT_SPEC, load, print_diagnostics
+from ..syntax.diagnostics import plural
+from .common import EXIT_OK, EXIT_SPEC, EXIT_USAGE, add_stdlib_option, load, print_diagnostics, use_stdlib
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("check", help="check spec files for errors",
                        description="Parse and check .hpat files or folders; print every error and warning "
                                    "as PATH:LINE:COL. Exit 1 if there is any error (warnings do not fail).")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders (folders are searched for *.hpat)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="spec files or folders (folders are searched for *.hpat); they add to the standard library")
+    add_stdlib_option(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("fmt", help="format spec files canonically",
@@ -28,36 +31,57 @@ def add_commands(sub) -> None:
     p = sub.add_parser("dump", help="print the checked spec as JSON",
                        description="Print the checked library as JSON on stdout: patterns, interactions, "
                                    "exclusions, situations, domains, datasets (shape documented in docs/language.md).")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--json", action="store_true", help="pretty-print (indented JSON; the default is one line)")
+    add_stdlib_option(p)
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser("list", help="list the patterns of a library",
-                       description="List patterns in a table, optionally filtered.")
-    p.add_argument("paths", nargs="*", metavar="PATH", default=["specs"], help="spec files or folders (default: specs)")
+                       description="List patterns (of the standard library and of the given specs), "
+                                   "optionally filtered.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="spec files or folders that add to the standard library")
     p.add_argument("--family", choices=FAMILIES)
     p.add_argument("--dimension", choices=DIMENSIONS)
     p.add_argument("--pole", choices=POLES)
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--plain", action="store_true", help="one pattern per line, tab-separated, no header")
+    shape.add_argument("--json", action="store_true", help="a JSON list of patterns")
+    add_stdlib_option(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="show one pattern in full",
                        description="Show a pattern's definition, mechanisms, manifestations, checklist, "
                                    "sources and interactions. PATTERN is an id or a display name.")
     p.add_argument("pattern", metavar="PATTERN")
-    p.add_argument("paths", nargs="*", metavar="PATH", default=["specs"], help="spec files or folders (default: specs)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="spec files or folders that add to the standard library")
+    add_stdlib_option(p)
     p.set_defaults(func=cmd_show)
 
 
+def _paths(args) -> list[str] | None:
+    """The spec paths; None (after a message) when there are none and no standard library."""
+    if not args.paths and not use_stdlib(args):
+        print(f"humanllm {args.command}: give spec files or folders with --no-stdlib", file=sys.stderr)
+        return None
+    return args.paths
+
+
 def cmd_check(args) -> int:
-    result = load(args.paths)
+    paths = _paths(args)
+    if paths is None:
+        return EXIT_USAGE
+    result = load(paths, stdlib=use_stdlib(args))
     if result.errors:
         return EXIT_SPEC
     lib = result.library
     traits = sum(p.is_trait for p in lib.patterns)
-    print(f"ok: {len(result.files)} files, {len(lib.patterns)} patterns "
-          f"({len(lib.patterns) - traits} social-cognitive, {traits} traits), "
-          f"{len(lib.interactions)} interactions, {len(lib.exclusions)} exclusions, "
-          f"{len(lib.situations)} situations, {len(lib.domains)} domains, {len(lib.datasets)} datasets")
+    std = len(result.std_files)
+    files = plural(len(result.files) - std, "file") + (f" (+{std} of the standard library)" if std else "")
+    print(f"ok: {files}, {plural(len(lib.patterns), 'pattern')} "
+          f"({len(lib.patterns) - traits} social-cognitive, {plural(traits, 'trait')}), "
+          f"{plural(len(lib.interactions), 'interaction')}, {plural(len(lib.exclusions), 'exclusion')}, "
+          f"{plural(len(lib.situations), 'situation')}, {plural(len(lib.domains), 'domain')}, "
+          f"{plural(len(lib.datasets), 'dataset')}")
     return EXIT_OK
 
 
@@ -65,7 +89,7 @@ def cmd_fmt(args) -> int:
     from ..compiler.loader import spec_files
     from ..syntax.formatter import format_module
     from ..syntax.parser import parse_text
-    from ..syntax.source import decode
+    from ..syntax.source import decode, style
 
     changed, failed, notes = [], False, []
     files = spec_files(args.paths, notes)
@@ -89,12 +113,12 @@ def cmd_fmt(args) -> int:
                 print(d.render(lines[d.line - 1] if d.line <= len(lines) else None), file=sys.stderr)
             failed = True
             continue
-        formatted = format_module(module)
-        if formatted.encode("utf-8") != data:
+        formatted = style(data).encode(format_module(module))  # the file's BOM and line ending are kept
+        if formatted != data:
             changed.append(name)
             if not args.check:
                 from ..runtime.store import write_text
-                write_text(path, formatted)
+                write_text(path, formatted.decode("utf-8"))
     for name in changed:
         print(f"{'would reformat' if args.check else 'reformatted'} {name}")
     if failed:
@@ -109,7 +133,10 @@ def cmd_fmt(args) -> int:
 def cmd_dump(args) -> int:
     from ..compiler.model import to_json
 
-    result = load(args.paths)
+    paths = _paths(args)
+    if paths is None:
+        return EXIT_USAGE
+    result = load(paths, stdlib=use_stdlib(args))
     if result.errors:
         return EXIT_SPEC
     data = to_json(result.library)
@@ -122,17 +149,24 @@ def cmd_dump(args) -> int:
 def cmd_list(args) -> int:
     from ..browse import list_patterns
 
-    result = check_paths(args.paths)
+    paths = _paths(args)
+    if paths is None:
+        return EXIT_USAGE
+    result = check_paths(paths, stdlib=use_stdlib(args))
     if result.library is None:
         print_diagnostics(result)
         return EXIT_SPEC
-    return list_patterns(result.library, family=args.family, dimension=args.dimension, pole=args.pole)
+    shape = "json" if args.json else "plain" if args.plain else "table"
+    return list_patterns(result.library, family=args.family, dimension=args.dimension, pole=args.pole, shape=shape)
 
 
 def cmd_show(args) -> int:
     from ..browse import show_pattern
 
-    result = check_paths(args.paths)
+    paths = _paths(args)
+    if paths is None:
+        return EXIT_USAGE
+    result = check_paths(paths, stdlib=use_stdlib(args))
     if result.library is None:
         print_diagnostics(result)
         return EXIT_SPEC

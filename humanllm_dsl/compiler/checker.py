@@ -11,19 +11,25 @@ from decimal import Decimal
 import attrs
 
 from ..syntax import ast
-from ..syntax.diagnostics import Diagnostic, suggestion
+from ..syntax.diagnostics import Diagnostic, plural, suggestion
 from ..syntax.span import Span
 from . import model as m
+from .satisfy import LIMITS
 
 CHECKLIST_RANGE = (12, 15)
 MIN_MANIFESTATIONS = 3
 MIN_SOURCES = 2
 MIN_CHARACTERS = 2
 MIN_TURNS = 2
+STD_PREFIX = "std:"  # how messages name a file of the standard library: std:traits/openness.hpat
 
 
 def where(span: Span | None) -> str:
     return str(span) if span is not None else ""
+
+
+def in_stdlib(node) -> bool:
+    return node.span is not None and node.span.file.startswith(STD_PREFIX)
 
 
 class Checker:
@@ -31,6 +37,7 @@ class Checker:
         self.modules = list(modules)
         self.diagnostics: list[Diagnostic] = []
         self.item_keys: dict[str, list[str]] = {}  # pattern id -> its checklist items, normalised
+        self.item_spans: dict[str, list[Span | None]] = {}  # pattern id -> where its items are
 
     # -- reporting
     def error(self, span, message: str, hint: str | None = None) -> None:
@@ -46,15 +53,32 @@ class Checker:
                     yield item
 
     def _unique(self, kind, label: str) -> dict[str, object]:
+        """Declarations by id. A user's declaration marked `override` replaces the standard
+        library's of the same id; any other collision is an error naming both places."""
         seen: dict[str, object] = {}
         for item in self._items(kind):
-            first = seen.get(item.id.value)
-            if first is not None:
-                self.error(item.id.span, f"duplicate {label} `{item.id.value}`",
-                           f"it is already defined at {where(first.span)}; give one of them another id")
+            key = item.id.value
+            first = seen.get(key)
+            if first is None:
+                seen[key] = item
+            elif in_stdlib(first) and not in_stdlib(item) and item.override:
+                seen[key] = item
+            elif in_stdlib(first) and not in_stdlib(item):
+                self.error(item.id.span, f"{label} `{key}` is already defined in the standard library, at "
+                                         f"{where(first.id.span)}",
+                           f"give yours another id, or write `override {label} {key} ...` to replace the library's")
             else:
-                seen[item.id.value] = item
+                self.error(item.id.span, f"duplicate {label} `{key}`",
+                           f"it is already defined at {where(first.span)}; give one of them another id")
+        for item in self._items(kind):
+            if item.override and seen.get(item.id.value) is item and not in_stdlib(item) \
+                    and not self._std_has(kind, item.id.value):
+                self.warning(item.span, f"`override {label} {item.id.value}` replaces nothing: the standard library "
+                                        f"has no {label} `{item.id.value}`", "remove `override`")
         return seen
+
+    def _std_has(self, kind, key: str) -> bool:
+        return any(in_stdlib(x) and x.id.value == key for x in self._items(kind))
 
     # -- the run
     def check(self) -> m.Library:
@@ -69,6 +93,8 @@ class Checker:
         library = m.Library(tuple(patterns), tuple(interactions), tuple(exclusions),
                             tuple(situations), tuple(domains), ())
         datasets = [d for d in (self.dataset(x, library) for x in self._unique(ast.Dataset, "dataset").values()) if d]
+        if any(d.default and not d.where.startswith(STD_PREFIX) for d in datasets):  # the user's default wins
+            datasets = [attrs.evolve(d, default=False) if d.where.startswith(STD_PREFIX) else d for d in datasets]
         defaults = [d for d in datasets if d.default]
         for extra in defaults[1:]:
             self.error_at(extra.where, f"more than one dataset is marked `default` (`{defaults[0].id}` and `{extra.id}`)",
@@ -135,6 +161,7 @@ class Checker:
         checklist = [item for f in fields if isinstance(f, ast.Checklist) for item in f.items]
         seen: dict[str, ast.Str] = {}
         keys = self.item_keys[pid] = [_norm(item.value) for item in checklist]
+        self.item_spans[pid] = [item.span for item in checklist]
         for item, key in zip(checklist, keys):
             if not key:
                 self.error(item.span, "empty checklist item", "write the question or remove the line")
@@ -146,21 +173,32 @@ class Checker:
             self.error(node.id.span, f"pattern `{pid}` has no checklist items",
                        "add `checklist { \"Does the character ...?\" }` (the method uses 12-15 items)")
         elif not CHECKLIST_RANGE[0] <= len(checklist) <= CHECKLIST_RANGE[1]:
-            self.warning(node.id.span, f"pattern `{pid}` has {len(checklist)} checklist items",
+            self.warning(node.id.span, f"pattern `{pid}` has {plural(len(checklist), 'checklist item')}",
                          f"the method uses {CHECKLIST_RANGE[0]}-{CHECKLIST_RANGE[1]} items per pattern")
         name_words = _name_words(node.name.value)
+        terms = _key_terms(node.name.value)
         for item, key in zip(checklist, keys):
-            if name_words and name_words in f" {key} ":
+            padded = f" {key} "
+            if name_words and name_words in padded:
                 self.warning(item.span, f"checklist item names its own pattern (`{node.name.value}`)",
                              "describe the behaviour; a judge must not be told the pattern's name")
+            elif "_" in pid and re.search(rf"(?<![a-z0-9_]){re.escape(pid)}(?![a-z0-9_])", item.value.lower()):
+                self.warning(item.span, f"checklist item uses the pattern's id `{pid}`",
+                             "describe the behaviour in plain words; a judge must not be told the pattern")
+            else:
+                used = [t for t in terms if f" {t} " in padded or f" {t}s " in padded]
+                if used:
+                    self.warning(item.span, f"checklist item uses `{used[0]}`, a key term of its pattern's name "
+                                            f"(`{node.name.value}`)",
+                                 "describe the observable behaviour without the term that names the pattern")
         manifestations = [f.text.value for f in fields if isinstance(f, ast.Manifestation)]
         if len(manifestations) < MIN_MANIFESTATIONS:
-            self.warning(node.id.span, f"pattern `{pid}` has {len(manifestations)} manifestations",
+            self.warning(node.id.span, f"pattern `{pid}` has {plural(len(manifestations), 'manifestation')}",
                          f"give at least {MIN_MANIFESTATIONS} real-world examples")
         sources = [m.Source(f.authors.value, f.year, f.title.value, f.venue.value)
                    for f in fields if isinstance(f, ast.Source)]
         if len(sources) < MIN_SOURCES:
-            self.warning(node.id.span, f"pattern `{pid}` has {len(sources)} sources",
+            self.warning(node.id.span, f"pattern `{pid}` has {plural(len(sources), 'source')}",
                          f"cite at least {MIN_SOURCES} works that support it")
         tags = tuple(t.value for f in fields if isinstance(f, ast.Tags) for t in f.values)
         return m.Pattern(pid, node.name.value, fam or "", dim, pol,
@@ -169,13 +207,24 @@ class Checker:
                          where=where(node.id.span))
 
     def library_warnings(self, patterns: list[m.Pattern]) -> None:
-        owners: dict[str, str] = {}
+        owners: dict[str, tuple[str, Span | None]] = {}
+        names = _NameIndex([p for p in patterns])
         for p in patterns:
-            for item, key in zip(p.checklist, self.item_keys.get(p.id) or map(_norm, p.checklist)):
-                if key in owners and owners[key] != p.id:
-                    self.error_at(p.where, f"checklist item of `{p.id}` repeats one of `{owners[key]}`: \"{item}\"",
-                                  "make each pattern's items specific to it")
-                owners.setdefault(key, p.id)
+            spans = self.item_spans.get(p.id) or [None] * len(p.checklist)
+            for item, key, span in zip(p.checklist, self.item_keys.get(p.id) or map(_norm, p.checklist), spans):
+                owner = owners.get(key)
+                if owner is not None and owner[0] != p.id:
+                    message = f"checklist item of `{p.id}` repeats one of `{owner[0]}`: \"{item}\""
+                    hint = f"the other item is at {where(owner[1]) or owner[0]}; make each pattern's items specific to it"
+                    if span is not None:
+                        self.error(span, message, hint)
+                    else:
+                        self.error_at(p.where, message, hint)
+                owners.setdefault(key, (p.id, span))
+                other = names.find(key, p.id)
+                if other is not None and span is not None and not in_stdlib_span(span):
+                    self.warning(span, f"checklist item names another pattern (`{other.name}`)",
+                                 "describe the behaviour; a judge must not be told which pattern it looks for")
 
     # -- references
     def resolve(self, names: Iterable[ast.Name], ids: dict) -> list[str] | None:
@@ -290,6 +339,9 @@ class Checker:
         scenarios = single["scenarios"].count
         if scenarios < 1:
             self.error(single["scenarios"].span, "a dataset needs at least one scenario")
+        elif scenarios > LIMITS["scenarios"][0]:
+            self.error(single["scenarios"].span, f"`scenarios {scenarios}`: compile plans at most "
+                                                 f"{LIMITS['scenarios'][0]:,} scenarios per dataset", LIMITS["scenarios"][1])
         ranges = {"patterns": (2, 5), "characters": (2, 6), "turns": (12, 20)}
         minimum = {"patterns": 1, "characters": MIN_CHARACTERS, "turns": MIN_TURNS}
         for kind in ranges:
@@ -304,6 +356,9 @@ class Checker:
                            {"patterns": "a scenario acts out at least one pattern",
                             "characters": "a conversation needs at least two characters",
                             "turns": "a supporting character opens and the protagonist closes"}[kind])
+            elif kind in LIMITS and r.high > LIMITS[kind][0]:
+                self.error(r.span, f"`{kind} {r.low}..{r.high}`: compile can make at most {LIMITS[kind][0]} {kind}",
+                           LIMITS[kind][1])
             ranges[kind] = (r.low, r.high)
 
         def names_of(kind: str, known: dict, label: str):
@@ -345,13 +400,17 @@ class Checker:
             bundle, cast, where=where(node.id.span))
         if len(self.errors()) > errors_before:
             return dataset
-        from .satisfy import unsatisfiable  # the feasibility rules live with the plan's rules
+        from .satisfy import unreachable, unsatisfiable  # the feasibility rules live with the plan's rules
 
-        for problem in unsatisfiable(dataset, lib):
-            anchor = {"hold_out": holds, "patterns": single.get("patterns"), "bundle": single.get("bundle"),
-                      "id_eval": evals.get("id_eval"),
-                      "ood_eval": evals.get("ood_eval"), "mixed_eval": evals.get("mixed_eval")}.get(problem.field) or node.id
+        anchors = {"hold_out": holds, "patterns": single.get("patterns"), "bundle": single.get("bundle"),
+                   "id_eval": evals.get("id_eval"), "ood_eval": evals.get("ood_eval"), "mixed_eval": evals.get("mixed_eval")}
+        problems = unsatisfiable(dataset, lib)
+        for problem in problems:
+            anchor = anchors.get(problem.field) or node.id
             self.error(anchor.span, f"dataset `{did}` cannot be satisfied: {problem.message}", problem.hint)
+        for problem in [] if problems else unreachable(dataset, lib):
+            anchor = anchors.get(problem.field) or node.id
+            self.warning(anchor.span, f"dataset `{did}`: {problem.message}", problem.hint)
         return dataset
 
     def percent(self, node: ast.Percent, what: str) -> float:
@@ -469,3 +528,40 @@ def _name_regex(name: str):
 
 
 _STOP = {"the", "and", "of", "effect", "bias", "theory", "principle", "law"}
+# words of pattern names that are ordinary enough to appear in any behavioural question
+_ORDINARY = _STOP | {"social", "self", "group", "people", "other", "others", "memory", "error", "rule", "mechanism",
+                     "hypothesis", "drive", "impulse", "pleasure", "reality", "control", "truth", "world",
+                     "attribution", "comparison", "identity", "learning", "perception", "determination", "response"}
+
+
+def _key_terms(name: str) -> list[str]:
+    """The words of a pattern's name that name the pattern itself (`aversion` in "loss aversion"):
+    long, specific words of a name of more than one word."""
+    words = _telling_words(name)
+    if len(words) < 2:
+        return []
+    return [w for w in words if len(w) >= 7 and w not in _ORDINARY]
+
+
+def in_stdlib_span(span: Span) -> bool:
+    return span.file.startswith(STD_PREFIX)
+
+
+class _NameIndex:
+    """Finds another pattern's full name (its telling words, in order) inside a checklist item."""
+
+    def __init__(self, patterns: list[m.Pattern]):
+        self.by_first: dict[str, list[tuple[tuple[str, ...], m.Pattern]]] = {}
+        for p in patterns:
+            words = tuple(_norm(p.name).split())
+            # trait markers are everyday adjectives ("calm", "at ease"); a one-word name must be long to tell
+            if not p.is_trait and (len(words) >= 2 or words and len(words[0]) >= 7):
+                self.by_first.setdefault(words[0], []).append((words, p))
+
+    def find(self, key: str, own: str) -> m.Pattern | None:
+        tokens = key.split()
+        for i, token in enumerate(tokens):
+            for words, p in self.by_first.get(token, ()):
+                if p.id != own and tuple(tokens[i:i + len(words)]) == words:
+                    return p
+        return None

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import attrs
 
+from ..runtime.names import FIRST, LAST
 from . import model as m
+
+# The scenario stage offers each scenario `characters + SPARE_NAMES` candidate names, all distinct
+# (runtime/pipeline.py), drawn from the name lists of runtime/names.py.
+SPARE_NAMES = 2
+# What compile can do, per dataset field: (the largest value, why).
+LIMITS = {
+    "characters": (min(len(set(FIRST)), len(set(LAST))) - SPARE_NAMES,
+                   "each scenario needs distinct first names and surnames for its characters and two spares"),
+    "turns": (100, "a conversation is written in one LM answer; the method uses 12-20 turns"),
+    "scenarios": (1_000_000, "the plan is held in memory; split a larger set into several datasets"),
+}
 
 
 @attrs.frozen
@@ -75,6 +87,19 @@ def unsatisfiable(dataset: m.Dataset, lib: m.Library) -> list[Problem]:
     if not (dataset.include_domains or lib.domains):
         problems.append(Problem("scenarios", "the specs declare no `domain`", "declare at least one domain"))
     return problems
+
+
+def unreachable(dataset: m.Dataset, lib: m.Library) -> list[Problem]:
+    """Parts of a dataset that can be met but never fully used (warnings)."""
+    patterns = pool(dataset, lib)
+    most = largest_bundle(patterns)
+    low, high = dataset.patterns
+    if low <= most < high:
+        return [Problem("patterns", f"`patterns {low}..{high}` can never reach {high}: at most {most} of the "
+                        f"{len(patterns)} included patterns can share a scenario",
+                        f"lower the high end to {most}, or include more patterns "
+                        "(at most one trait per Big Five dimension shares a scenario)")]
+    return []
 
 
 def _composition(dataset: m.Dataset, patterns: list[m.Pattern]) -> list[Problem]:

@@ -19,6 +19,11 @@ def _span():
     return attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
 
+def _flag():
+    """`override` of a declaration, `std` of a `use`: off unless written."""
+    return attrs.field(default=False, kw_only=True)
+
+
 @attrs.frozen
 class Name:
     value: str
@@ -39,7 +44,10 @@ class Comment:
 
 @attrs.frozen
 class Use:
+    """`use "file.hpat"`, or `use std "traits/extraversion"` (a file of the standard library)."""
+
     path: Str
+    std: bool = _flag()
     span: Span | None = _span()
 
 
@@ -110,6 +118,7 @@ class Pattern:
     id: Name
     name: Str
     fields: tuple[PatternField, ...]
+    override: bool = _flag()
     span: Span | None = _span()
 
 
@@ -162,6 +171,7 @@ class Situation:
     id: Name
     name: Str
     describe: Describe | None = None
+    override: bool = _flag()
     span: Span | None = _span()
 
 
@@ -170,6 +180,7 @@ class Domain:
     id: Name
     name: Str
     describe: Describe | None = None
+    override: bool = _flag()
     span: Span | None = _span()
 
 
@@ -285,6 +296,7 @@ DatasetField = Union[Default, Describe, Scenarios, Range, Seed, Include, Split, 
 class Dataset:
     id: Name
     fields: tuple[DatasetField, ...]
+    override: bool = _flag()
     span: Span | None = _span()
 
 

@@ -79,6 +79,11 @@ class HpatError(Exception):
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 source', '2 sources' (`nouns` for an irregular plural)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate to a misspelt word, or None."""
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)

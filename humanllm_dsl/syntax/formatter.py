@@ -17,7 +17,8 @@ INDENT = "  "
 
 
 def quote(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")\
+        .replace("\r", "\\r")
     return f'"{escaped}"'
 
 
@@ -27,9 +28,13 @@ def percent(node: ast.Percent) -> str:
 
 def can_be_long(value: str) -> bool:
     """Whether `value` survives a round trip through a \"\"\" string unchanged."""
-    if '"""' in value or value.endswith('"') or "\\" in value or "\t" in value:
+    if '"""' in value or value.endswith('"') or "\\" in value or "\t" in value or "\r" in value:
         return False
     return long_string_value("\n" + value + "\n") == value
+
+
+def _override(node) -> str:
+    return "override " if node.override else ""
 
 
 def format_module(module: ast.Module) -> str:
@@ -133,11 +138,11 @@ class _Printer:
 
     @item.register
     def _(self, node: ast.Use, depth: int) -> None:
-        self._line(node, depth, f"use {quote(node.path.value)}")
+        self._line(node, depth, f"use {'std ' if node.std else ''}{quote(node.path.value)}")
 
     @item.register
     def _(self, node: ast.Pattern, depth: int) -> None:
-        self._block(node, depth, f"pattern {node.id.value} {quote(node.name.value)}", node.fields, self.field)
+        self._block(node, depth, f"{_override(node)}pattern {node.id.value} {quote(node.name.value)}", node.fields, self.field)
 
     @item.register
     def _(self, node: ast.Interaction, depth: int) -> None:
@@ -165,7 +170,7 @@ class _Printer:
         self._named(node, depth, "domain")
 
     def _named(self, node, depth: int, keyword: str) -> None:
-        header = f"{keyword} {node.id.value} {quote(node.name.value)}"
+        header = f"{_override(node)}{keyword} {node.id.value} {quote(node.name.value)}"
         if node.describe is None:
             self._line(node, depth, header)
         else:
@@ -173,7 +178,7 @@ class _Printer:
 
     @item.register
     def _(self, node: ast.Dataset, depth: int) -> None:
-        self._block(node, depth, f"dataset {node.id.value}", node.fields, self.field)
+        self._block(node, depth, f"{_override(node)}dataset {node.id.value}", node.fields, self.field)
 
     # -- fields
     @singledispatchmethod

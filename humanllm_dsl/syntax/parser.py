@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from decimal import Decimal
 from functools import cache
 from importlib import resources
 
+import attrs
 from lark.lexer import PatternStr
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -34,7 +36,24 @@ TERMINAL_WORDS = {
     "LONG_STRING": 'a """multi-line string"""',
     "$END": "the end of the file",
 }
-TOP_LEVEL = ("use", "pattern", "interaction", "exclude", "situation", "domain", "dataset")
+TOP_LEVEL = ("use", "override", "pattern", "interaction", "exclude", "situation", "domain", "dataset")
+ID_RULE = "an id holds only lower-case ASCII letters (a-z), digits and _, and starts with a letter"
+
+
+@cache
+def keyword_words() -> frozenset[str]:
+    """The keywords as written (`pattern`, `all`, ...): words that cannot be ids."""
+    return frozenset(k.lower() for k in keywords())
+
+
+def suggest_id(word: str) -> str:
+    """A valid id close to `word` (accents dropped, apostrophes removed, other marks as _)."""
+    ascii_ = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode().lower()
+    ascii_ = re.sub(r"['‘’`]", "", ascii_)
+    out = re.sub(r"[^a-z0-9]+", "_", ascii_).strip("_") or "my_id"
+    if not out[0].isalpha():
+        out = "p_" + out
+    return out + "_1" if out in keyword_words() else out
 
 
 @cache
@@ -63,7 +82,9 @@ def describe_expected(names) -> str:
 
 
 _ESCAPE = re.compile(r"\\(.)", re.S)
-_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+# the escapes of a "..." string; a """...""" string takes its text as written
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+ESCAPES_TEXT = '\\" (a quote), \\\\ (a backslash), \\n (a new line), \\t (a tab) and \\r'
 
 
 def unquote(token: Token) -> str:
@@ -71,6 +92,13 @@ def unquote(token: Token) -> str:
     if raw.startswith('"""'):
         return long_string_value(raw[3:-3])
     return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), raw[1:-1])
+
+
+def bad_escapes(raw: str) -> list[tuple[int, str]]:
+    """(offset, escape) of every unknown escape in a "..." string as written."""
+    if raw.startswith('"""'):
+        return []
+    return [(m.start(), m.group(0)) for m in _ESCAPE.finditer(raw, 1, len(raw) - 1) if m.group(1) not in _ESCAPES]
 
 
 def long_string_value(body: str) -> str:
@@ -89,21 +117,50 @@ class _ToAst(Transformer):
     """Builds AST nodes while the LALR parser runs (no intermediate tree)."""
 
     file = "<spec>"
+    line_offset = 0  # lines before the text being parsed (error recovery parses a file in pieces)
+    problems: list[Diagnostic] = []  # errors found while building nodes (bad escapes, keyword ids)
 
     # -- helpers
     def _span(self, first, last) -> Span:
         a = first if isinstance(first, Token) else first.span
         b = last if isinstance(last, Token) else last.span
+        if isinstance(first, Token) or isinstance(last, Token):
+            off = self.line_offset
+            return Span(self.file, a.line + (off if isinstance(first, Token) else 0), a.column,
+                        b.end_line + (off if isinstance(last, Token) else 0), b.end_column)
         return Span(self.file, a.line, a.column, b.end_line, b.end_column)
 
     def _tok_span(self, tok: Token) -> Span:
-        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+        off = self.line_offset
+        return Span(self.file, tok.line + off, tok.column, tok.end_line + off, tok.end_column)
 
     def _name(self, tok: Token) -> ast.Name:
         return ast.Name(str(tok), span=self._tok_span(tok))
 
+    def _id(self, tok: Token, label: str) -> ast.Name:
+        """The id of a declaration; a keyword cannot be one (`include situations all` would be ambiguous)."""
+        if str(tok) in keyword_words():
+            self.problems.append(Diagnostic(
+                self.file, tok.line + self.line_offset, tok.column,
+                f"`{tok}` is a keyword of the language and cannot be the id of a {label}",
+                hint=f"choose another id, such as `{tok}_{label}`"))
+        return self._name(tok)
+
     def _str(self, tok: Token) -> ast.Str:
+        raw = str(tok)
+        for offset, escape in bad_escapes(raw):
+            self.problems.append(Diagnostic(
+                self.file, tok.line + self.line_offset, tok.column + offset,
+                f"unknown escape `{escape}` in a string",
+                hint=f"a string knows the escapes {ESCAPES_TEXT}; write \\\\ for a backslash"))
         return ast.Str(unquote(tok), span=self._tok_span(tok))
+
+    @staticmethod
+    def _override(c) -> tuple[bool, list]:
+        """(whether the declaration starts with `override`, its children without that word)."""
+        if isinstance(c[0], Token) and c[0].type == "OVERRIDE":
+            return True, c[1:]
+        return False, c
 
     @staticmethod
     def _nodes(children):
@@ -120,11 +177,13 @@ class _ToAst(Transformer):
         return tuple(self._name(t) for t in children if t.type == "NAME")
 
     def use(self, c):
-        return ast.Use(self._str(c[1]), span=self._span(c[0], c[1]))
+        return ast.Use(self._str(c[-1]), std=len(c) == 3, span=self._span(c[0], c[-1]))
 
-    def pattern(self, c):
+    def pattern(self, children):
+        override, c = self._override(children)
         fields = tuple(self._nodes(c[4:-1]))
-        return ast.Pattern(self._name(c[1]), self._str(c[2]), fields, span=self._span(c[0], c[-1]))
+        return ast.Pattern(self._id(c[1], "pattern"), self._str(c[2]), fields, override=override,
+                           span=self._span(children[0], c[-1]))
 
     def family(self, c):
         return ast.Family(self._name(c[1]), span=self._span(c[0], c[1]))
@@ -181,19 +240,25 @@ class _ToAst(Transformer):
         last = c[-1] if isinstance(c[-1], Token) else c[1][-1]
         return ast.Exclusion(c[1], because, has_body, span=self._span(c[0], last))
 
-    def situation(self, c):
+    def situation(self, children):
+        override, c = self._override(children)
         describe = next((x for x in c if isinstance(x, ast.Describe)), None)
-        return ast.Situation(self._name(c[1]), self._str(c[2]), describe, span=self._span(c[0], c[-1]))
+        return ast.Situation(self._id(c[1], "situation"), self._str(c[2]), describe, override=override,
+                             span=self._span(children[0], c[-1]))
 
-    def domain(self, c):
+    def domain(self, children):
+        override, c = self._override(children)
         describe = next((x for x in c if isinstance(x, ast.Describe)), None)
-        return ast.Domain(self._name(c[1]), self._str(c[2]), describe, span=self._span(c[0], c[-1]))
+        return ast.Domain(self._id(c[1], "domain"), self._str(c[2]), describe, override=override,
+                          span=self._span(children[0], c[-1]))
 
     def describe(self, c):
         return ast.Describe(c[1], span=self._span(c[0], c[1]))
 
-    def dataset(self, c):
-        return ast.Dataset(self._name(c[1]), tuple(self._nodes(c[3:-1])), span=self._span(c[0], c[-1]))
+    def dataset(self, children):
+        override, c = self._override(children)
+        return ast.Dataset(self._id(c[1], "dataset"), tuple(self._nodes(c[3:-1])), override=override,
+                           span=self._span(children[0], c[-1]))
 
     def default(self, c):
         return ast.Default(span=self._tok_span(c[0]))
@@ -271,25 +336,71 @@ def raw_parser() -> Lark:
 
 
 def parse_text(text: str, filename: str = "<spec>") -> ast.Module:
-    """Parse one file's text into a Module; raise HpatError with every syntax error found."""
-    items, comments, diagnostics = _parse_recovering(text, filename)
+    """Parse one file's text into a Module; raise HpatError with every syntax error found.
+
+    Line endings are read as the files are (CRLF and CR as LF, a leading BOM dropped), so text
+    given here parses exactly as the same text saved to a file."""
+    text = normalise(text)
+    diagnostics = _curly_quotes(text, filename)
+    if diagnostics:  # report each one, then read them as straight quotes to find every other problem
+        text = _CURLY.sub('"', text)
+    items, comments, problems = _parse_recovering(text, filename)
+    diagnostics += problems
     if diagnostics:
-        raise HpatError(diagnostics)
+        lines = text.split("\n")
+        raise HpatError([d if d.source_line is not None or d.line > len(lines)
+                         else attrs.evolve(d, source_line=lines[d.line - 1]) for d in diagnostics])
     return ast.Module(filename, items, comments)
 
 
-def _parse_once(text: str, filename: str):
+def normalise(text: str) -> str:
+    """A leading BOM dropped; CRLF and lone CR as LF."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+_CURLY = re.compile("[\u201c\u201d\u201e\u201f]")
+_SKIP = re.compile(r'#[^\n]*|"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*(?:"""|$)|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?'
+                   "|[\u201c\u201d\u201e\u201f]", re.S)
+
+
+def _curly_quotes(text: str, filename: str) -> list[Diagnostic]:
+    """An error at every curly double quote that stands where a straight one belongs (those inside
+    strings and comments are text)."""
+    if not _CURLY.search(text):
+        return []
+    found = []
+    for m in _SKIP.finditer(text):
+        if _CURLY.fullmatch(m.group(0)):
+            start = text.rfind("\n", 0, m.start()) + 1
+            end = text.find("\n", m.start())
+            line = text.count("\n", 0, m.start()) + 1
+            found.append(Diagnostic(filename, line, m.start() - start + 1,
+                                    f"curly quote `{m.group(0)}`; use a straight \"",
+                                    hint="word processors turn \" into \u201c \u201d; "
+                                         "type the straight double quote \" instead",
+                                    source_line=text[start:end if end != -1 else len(text)]))
+    return found
+
+
+def _parse_once(text: str, filename: str, line_offset: int = 0):
     lark, sink = _parser()
     with _lock:
         _transformer.file = filename
+        _transformer.line_offset = line_offset
+        _transformer.problems = problems = []
         sink.clear()
         try:
             items = lark.parse(text)
         finally:
-            comments = tuple(ast.Comment(str(t).rstrip(), span=Span(filename, t.line, t.column, t.end_line, t.end_column))
+            comments = tuple(ast.Comment(str(t).rstrip(), span=Span(filename, t.line + line_offset, t.column,
+                                                                      t.end_line + line_offset, t.end_column))
                              for t in sink)
             sink.clear()
-    return items, comments
+            _transformer.problems = []
+            _transformer.line_offset = 0
+    return items, comments, problems
 
 
 _TOP = re.compile(r"^(?:%s)\b" % "|".join(TOP_LEVEL), re.M)
@@ -297,36 +408,42 @@ _TOP = re.compile(r"^(?:%s)\b" % "|".join(TOP_LEVEL), re.M)
 
 def _parse_recovering(text: str, filename: str):
     """Parse; on a syntax error, report it and go on from the next top-level declaration that
-    starts a line, so one run reports every broken declaration of a file."""
+    starts a line, so one run reports every broken declaration of a file. Each piece is parsed
+    on its own with its line offset, so recovery costs one more pass over the text (linear)."""
     try:
-        items, comments = _parse_once(text, filename)
-        return items, comments, []
+        return _parse_once(text, filename)
     except UnexpectedInput as exc:
         first = _diagnose(exc, text, filename)
     diagnostics = [first]
+    seen = {(first.line, first.column)}
     starts = [m.start() for m in _TOP.finditer(text)] + [len(text)]
     chunks = list(zip(starts, starts[1:]))
     if starts[0] > 0:
         chunks.insert(0, (0, starts[0]))
     items, comments = [], []
+    offset, counted = 0, 0
     for begin, end in chunks:
-        # keep positions: blank out everything outside the chunk but its newlines
-        padded = re.sub(r"[^\n]", " ", text[:begin]) + text[begin:end]
+        offset += text.count("\n", counted, begin)
+        counted = begin
+        chunk = text[begin:end]
         try:
-            part, part_comments = _parse_once(padded, filename)
+            part, part_comments, problems = _parse_once(chunk, filename, offset)
             items.extend(part)
             comments.extend(part_comments)
+            diagnostics.extend(problems)
+            continue
         except UnexpectedInput as exc:
             if end < len(text) and (isinstance(exc, UnexpectedEOF) or getattr(getattr(exc, "token", None), "type", None) == "$END"):
                 # an unclosed block: report it where the next declaration begins, as the full parse did
                 word = _TOP.match(text, end).group(0)
                 try:
-                    _parse_once(padded + word, filename)
+                    _parse_once(chunk + word, filename, offset)
                 except UnexpectedInput as at_next:
-                    exc, padded = at_next, padded + word
-            diag = _diagnose(exc, padded, filename)
-            if all((d.line, d.column) != (diag.line, diag.column) for d in diagnostics):
-                diagnostics.append(diag)
+                    exc, chunk = at_next, chunk + word
+            diag = _diagnose(exc, chunk, filename, offset)
+        if (diag.line, diag.column) not in seen:
+            seen.add((diag.line, diag.column))
+            diagnostics.append(diag)
     return tuple(items), tuple(comments), diagnostics
 
 
@@ -385,8 +502,27 @@ def _accepted(exc: UnexpectedInput, fallback) -> set[str]:
     return set(fallback or ())
 
 
-def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
-    """Turn a Lark error into a diagnostic in plain words."""
+def _id_around(text: str, pos: int) -> tuple[int, str] | None:
+    """(start, word) of an id-like word holding a non-ASCII letter or an apostrophe at `pos`."""
+    def part(ch: str) -> bool:
+        return ch.isalnum() or ch in "_'\u2019"
+
+    ch = text[pos] if pos < len(text) else ""
+    if not ch or ch.isascii() and ch != "'" or not (ch.isalnum() or ch == "\u2019" or ch == "'"):
+        return None
+    start, end = pos, pos
+    while start > 0 and part(text[start - 1]):
+        start -= 1
+    while end < len(text) and part(text[end]):
+        end += 1
+    word = text[start:end]
+    if ch in "'\u2019" and (start == pos or end == pos + 1):  # a quote, not an apostrophe inside a word
+        return None
+    return start, word
+
+
+def _diagnose(exc: UnexpectedInput, text: str, filename: str, line_offset: int = 0) -> Diagnostic:
+    """Turn a Lark error into a diagnostic in plain words (`line_offset`: lines before `text`)."""
     lines = text.split("\n")
     line = getattr(exc, "line", None)
     column = getattr(exc, "column", None)
@@ -398,12 +534,20 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
         pos = exc.pos_in_stream if exc.pos_in_stream is not None else 0
     source_line = lines[line - 1] if line - 1 < len(lines) else ""
 
-    def diag(message: str, hint: str | None) -> Diagnostic:
-        return Diagnostic(filename, line, column, message, "error", hint, source_line)
+    def diag(message: str, hint: str | None, at: int | None = None) -> Diagnostic:
+        return Diagnostic(filename, line + line_offset, at or column, message, "error", hint, source_line)
 
     if isinstance(exc, UnexpectedCharacters):
         expected = _accepted(exc, exc.allowed)
         ch = text[pos] if pos < len(text) else ""
+        bad_id = _id_around(text, pos)
+        if bad_id is not None:
+            start, word = bad_id
+            return diag(f"`{word}` is not a valid id: {ID_RULE}", f"write `{suggest_id(word)}`",
+                        at=column - (pos - start))
+        if ch in "'\u2018\u2019":
+            return diag(f"unexpected `{ch}`: strings are written in straight double quotes",
+                        'write "..." (or """...""" for text over several lines)')
         if ch == '"' and text[pos - 2:pos + 1] == '"""':  # the lexer took `""` as an empty string
             column -= 2
             return diag('unterminated multi-line string: this """ is never closed',
@@ -428,7 +572,7 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         block = _open_block(text, len(text))
         if block and "RBRACE" in expected:
-            return diag(f"missing `}}`: the `{block[2]}` block opened at line {block[0]} is never closed",
+            return diag(f"missing `}}`: the `{block[2]}` block opened at line {block[0] + line_offset} is never closed",
                         "add `}` at the end of the block")
         return diag("the file ends too early", describe_expected(expected))
 
@@ -447,7 +591,7 @@ def _diagnose(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
     if "RBRACE" in expected and token.type in {k.upper() for k in TOP_LEVEL}:
         block = _open_block(text, pos)
         if block:
-            return diag(f"missing `}}`: the `{block[2]}` block opened at line {block[0]} is not closed "
+            return diag(f"missing `}}`: the `{block[2]}` block opened at line {block[0] + line_offset} is not closed "
                         f"before this `{shown}`", "add `}` to close the block")
     if token.type == "NAME":
         words = sorted(n.lower() for n in expected if n in keywords())
