@@ -11,6 +11,10 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
-.venv/bin/pip install --quiet -e '.[compile,train,eval,test,draft,ray]'
+.venv/bin/pip install --quiet -e '.[compile,train,eval,test,draft,ray,lsp]'
+# The VS Code extension's packaging tools (kept in editors/vscode/node_modules between runs).
+if command -v npm >/dev/null 2>&1; then
+  (cd editors/vscode && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
+fi
 # pytest exits 5 when it collects no tests; with `set -e` that fails the run too.
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
