@@ -75,8 +75,8 @@ def test_check_summary_and_exit_codes(tmp_path, capsys):
     write(tmp_path, "specs/lib.hpat", clean_library())
     assert main(["check", "specs"]) == 0
     out, err = capsys.readouterr()
-    assert out == ("ok: 1 files, 9 patterns (4 social-cognitive, 5 traits), 3 interactions, 0 exclusions, "
-                   "1 situations, 1 domains, 0 datasets\n")
+    assert out == ("ok: 1 file, 9 patterns (4 social-cognitive, 5 traits), 3 interactions, 0 exclusions, "
+                   "1 situation, 1 domain, 0 datasets\n")
     assert err == ""
     write(tmp_path, "specs/more.hpat", "exclude alpha, nobody\n")
     assert main(["check", "specs"]) == 1
