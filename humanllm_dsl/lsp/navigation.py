@@ -8,6 +8,7 @@ import re
 
 from lsprotocol import types as t
 
+from ..syntax import ast
 from ..syntax.parser import keywords
 from .index import Ref
 from .positions import Positions
@@ -23,7 +24,8 @@ class RenameError(Exception):
 
 def definition(ws: Workspace, pos: Positions, state: FileState, ref: Ref) -> list[t.Location]:
     if ref.kind == "file":
-        target = use_target(state, ref.name)
+        use = next((i for i in state.module.items if isinstance(i, ast.Use) and i.path.span == ref.span), None)
+        target = use_target(state, use) if use is not None else None
         return [t.Location(target.as_uri(), t.Range(t.Position(0, 0), t.Position(0, 0)))] if target else []
     return [pos.location(s, node.id.span) for s, node in ws.definitions(ref.kind, ref.name)]
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..compiler.loader import stdlib_path
+
 
 def stdlib_folders() -> list[Path]:
-    """The folders of the standard library: the repository's `specs/` beside the package.
-
-    Stand-in until the loader ships the library inside the package; then this returns the
-    loader's folder."""
-    specs = Path(__file__).resolve().parents[2] / "specs"
-    return [specs] if specs.is_dir() else []
+    """The standard library's folder, as every command loads it (none if it is missing)."""
+    root = stdlib_path()
+    return [root] if root is not None else []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from ..compiler.loader import UsageError, spec_files
+from ..compiler.loader import UsageError, _resolve_use, spec_files, std_name
 from ..compiler.model import Library
 from ..syntax import ast
 from ..syntax.diagnostics import Diagnostic, HpatError
@@ -22,9 +22,10 @@ from .index import FileIndex, Kind
 
 @attrs.define
 class FileState:
-    path: Path  # resolved; str(path) is the file name in its diagnostics and spans
+    path: Path  # resolved
     root: Path  # the spec root its `use` lines must stay inside
     text: str
+    name: str = ""  # the file in its diagnostics and spans: the path, or `std:...` in the standard library
     module: ast.Module | None = None
     problems: list[Diagnostic] = attrs.Factory(list)  # reading, parsing and `use`
     index: FileIndex = attrs.Factory(lambda: FileIndex((), {}))
@@ -40,6 +41,7 @@ def normalise(text: str) -> str:
 class Workspace:
     def __init__(self, stdlib: Iterable[Path] = ()) -> None:
         self.files: dict[Path, FileState] = {}
+        self.paths: dict[str, Path] = {}  # file name in diagnostics -> path
         self.folders: list[Path] = []
         self.notes: list[Diagnostic] = []  # about folders (skipped links)
         self.library: Library | None = None
@@ -65,12 +67,14 @@ class Workspace:
             if known is not None:
                 known.stdlib = known.stdlib and stdlib
                 continue
-            state = FileState(real, root.resolve(), "", stdlib=stdlib)
+            name = std_name(real, root.resolve()) if stdlib else str(real)
+            state = FileState(real, root.resolve(), "", name, stdlib=stdlib)
             self.files[real] = state
+            self.paths[name] = real
             self._read(state)
 
     def _read(self, state: FileState) -> None:
-        name = str(state.path)
+        name = state.name
         try:
             data = state.path.read_bytes()
         except OSError as exc:
@@ -86,7 +90,8 @@ class Workspace:
         state = self.files.get(real)
         if state is None:
             root = next((f for f in self.folders if real.is_relative_to(f)), real.parent)
-            state = self.files[real] = FileState(real, root, "")
+            state = self.files[real] = FileState(real, root, "", str(real))
+            self.paths[state.name] = real
         state.open = True
         self._parse(state, normalise(text), [])
         return state
@@ -102,12 +107,13 @@ class Workspace:
             self._read(state)
         else:
             del self.files[state.path]
+            self.paths.pop(state.name, None)
 
     def _parse(self, state: FileState, text: str, problems: list[Diagnostic]) -> None:
         state.text, state.module, state.problems = text, None, problems
         if not problems:
             try:
-                state.module = parse_text(text, str(state.path))
+                state.module = parse_text(text, state.name)
             except HpatError as exc:
                 state.problems = list(exc.diagnostics)
         if state.module is not None:
@@ -131,7 +137,7 @@ class Workspace:
                 self.library = library
         by_file: dict[Path, list[Diagnostic]] = {s.path: [] for s in states}
         for diag in sorted(found, key=lambda d: d.sort_key):
-            by_file.setdefault(Path(diag.file), []).append(diag)
+            by_file.setdefault(self.paths.get(diag.file, Path(diag.file)), []).append(diag)
         return by_file
 
     # -- look-ups
@@ -159,21 +165,13 @@ class Workspace:
 
 
 def _use_problems(state: FileState) -> list[Diagnostic]:
-    """`use` lines that point outside the spec root or at no file, worded as the loader does."""
-    problems = []
+    """The loader's errors for `use` lines that name no file or one outside the spec root."""
+    problems: list[Diagnostic] = []
     for use in (i for i in state.module.items if isinstance(i, ast.Use)):
-        raw = use.path.value
-        target = (state.path.parent / raw).resolve()
-        if Path(raw).is_absolute() or not target.is_relative_to(state.root):
-            problems.append(Diagnostic.at(use.path.span, f"`use \"{raw}\"` points outside the spec root",
-                                          hint=f"spec files may only use files inside {state.root}"))
-        elif not target.is_file():
-            problems.append(Diagnostic.at(use.path.span, f"`use \"{raw}\"`: no such file",
-                                          hint="the path is relative to the folder of this file"))
+        _resolve_use(use, state.path, state.root, problems)
     return problems
 
 
-def use_target(state: FileState, raw: str) -> Path | None:
-    target = (state.path.parent / raw).resolve()
-    return target if target.is_file() else None
-
+def use_target(state: FileState, use: ast.Use) -> Path | None:
+    found = _resolve_use(use, state.path, state.root, [])
+    return found[0] if found else None
