@@ -51,6 +51,18 @@ def _mechanisms(pattern: dict) -> list[str]:
     return [m.split(": ", 1)[-1].rstrip(". ") for m in pattern.get("mechanisms", [])]
 
 
+_NAMED = re.compile(r"names the pattern `([^`]+)`")
+
+
+def _unnamed(texts: list[str], inputs: dict, patterns: list[dict]) -> list[str]:
+    """`texts` without those that name a pattern: the request's own patterns (by name or id), and
+    those a rejected attempt's feedback says were named (the offline engine takes feedback too)."""
+    banned = {p.get("name", "").lower() for p in patterns} | {p.get("id", "").replace("_", " ") for p in patterns}
+    banned |= {name.lower() for name in _NAMED.findall(inputs.get("feedback", ""))}
+    banned.discard("")
+    return [t for t in texts if not any(re.search(rf"\b{re.escape(b)}", t.lower().replace("_", " ")) for b in banned)]
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
@@ -140,7 +152,7 @@ def _scenario(inputs: dict, rng: random.Random) -> dict:
     characters = []
     for name in names:
         own = [by_id[i] for i in char2pattern.get(name, [])]
-        examples = [rng.choice(p["manifestations"]) for p in own if p.get("manifestations")]
+        examples = [rng.choice(found) for p in own if (found := _unnamed(p.get("manifestations", []), inputs, patterns))]
         habits = " ".join(f"Once, {e[0].lower()}{e[1:]}" for e in examples)
         characters.append({
             "name": name,
@@ -168,7 +180,8 @@ def _conversation(inputs: dict, rng: random.Random) -> dict:
         options = [x for x in names if x != speakers[-1] and (i < n - 2 or x != protagonist)]
         speakers.append(rng.choice(options or supporting))
     speakers.append(protagonist)
-    reasons = {p["id"]: _mechanisms(p) for p in scenario.get("patterns", [])}
+    patterns = scenario.get("patterns", [])
+    reasons = {p["id"]: _unnamed(_mechanisms(p), inputs, patterns) for p in patterns}
     c2p = scenario.get("char2pattern", {})
     turns = []
     for i, who in enumerate(speakers):
@@ -201,9 +214,11 @@ def _roleplay_turn(system: str, user: str, rng: random.Random) -> str:
     return f"[{thought}] ({rng.choice(ACTIONS)}) {speech}"
 
 
-def _checklist_for(scenario: dict, rng: random.Random, when: str = "in this scene") -> dict[str, list[str]]:
+def _checklist_for(scenario: dict, inputs: dict, rng: random.Random,
+                   when: str = "in this scene") -> dict[str, list[str]]:
     """2-4 items per pattern carrier, each asking whether a mechanism of their patterns shows."""
-    reasons = {p["id"]: _mechanisms(p) for p in scenario.get("patterns", [])}
+    patterns = scenario.get("patterns", [])
+    reasons = {p["id"]: _unnamed(_mechanisms(p), inputs, patterns) for p in patterns}
     result = {}
     for who, ids in scenario.get("char2pattern", {}).items():
         pool = list(dict.fromkeys(r for pid in ids for r in reasons.get(pid, [])))
@@ -215,7 +230,7 @@ def _checklist_for(scenario: dict, rng: random.Random, when: str = "in this scen
 
 
 def _checklist(inputs: dict, rng: random.Random) -> dict:
-    return {"checklist": _checklist_for(_json(inputs, "scenario", {}), rng)}
+    return {"checklist": _checklist_for(_json(inputs, "scenario", {}), inputs, rng)}
 
 
 def _variation(inputs: dict, rng: random.Random) -> dict:
@@ -224,7 +239,7 @@ def _variation(inputs: dict, rng: random.Random) -> dict:
     return {"changed_factors": factors,
             "analysis": "With " + "; ".join(factors) + ", each character's patterns show more sharply under the new pressure.",
             "varied_background": f"{scenario.get('background', '')} This time, {'; '.join(factors)}.",
-            "varied_checklist": _checklist_for(scenario, rng, when="under the changed circumstances")}
+            "varied_checklist": _checklist_for(scenario, inputs, rng, when="under the changed circumstances")}
 
 
 _IGNORED = frozenset({"character", "characters", "scene", "their", "other", "others", "about", "someone",
