@@ -6,6 +6,12 @@ in the output folder, so a re-run of the same command resumes without repeating 
 calls. An output that fails validation (or cannot be parsed, or was cut off) is retried with the
 problems as feedback, up to `max_attempts`, then recorded in `failures.jsonl` with its reason.
 Transient transport failures are retried by the CallPolicy (see calls.py).
+
+One output of a stage is a `Task`: `Generator.task` builds it (the program, its inputs, the
+check), `Generator.settle` judges one attempt's answer (valid: the stage row; invalid: feedback
+for the next attempt, or the failure after the last), `Generator.finish` records it. The direct
+path (`_attempt`) calls the LM itself; the batch driver (batch.py) sends the same requests as
+provider batch jobs and settles their answers the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
@@ -28,6 +35,32 @@ from .names import candidate_names
 from .records import Usage
 from .stages import WORK_STAGES, work_stages
 from .store import JsonlStore
+
+
+@attrs.define(eq=False)
+class Task:
+    """One output of one stage for one slot, through its attempts: what to ask (`program`,
+    `inputs`), how to check the answer (`check`), and what of a valid answer the stage keeps."""
+
+    slot: Slot
+    stage: str
+    program: dspy.Module
+    inputs: dict
+    check: Callable[[dict], list[str]]
+    keep: Callable[[dict], dict]
+    usage: Usage = attrs.Factory(Usage)
+    attempt: int = 0  # 0-based: the attempt the next call makes
+    feedback: str = ""
+    failed: bool = False  # every attempt was used; the failure is recorded
+
+    @property
+    def rollout_id(self) -> str:
+        """Distinct per slot, stage and attempt (so the cache never returns a rejected answer)."""
+        return f"{self.slot.id}/{self.stage}/{self.attempt}"
+
+    def call_inputs(self) -> dict:
+        """The program's keyword arguments for the next attempt."""
+        return dict(self.inputs, feedback=self.feedback, config={"rollout_id": self.rollout_id})
 
 
 class Programs:
@@ -66,18 +99,74 @@ class Generator:
         self.on_record: Callable[[str], None] = lambda stage: None
         self.reached_lm = False  # a call has come back: from then on, failures are the answer's, not the setup's
 
-    # -- one output, with validation and feedback retries
-    async def _attempt(self, slot: Slot, stage: str, program: dspy.Module, inputs: dict,
-                       check: Callable[[dict], list[str]], usage: Usage) -> dict | None:
-        feedback, problems = "", []
-        for attempt in range(self.max_attempts):
-            config = {"rollout_id": f"{slot.id}/{stage}/{attempt}"}
-            out = None
+    # -- one output: the task, one attempt's verdict, the stage row
+    def task(self, slot: Slot, stage: str) -> Task:
+        """The task of `stage` for `slot` (a later stage reads the slot's finished scenario)."""
+        if stage == "scenarios":
+            rng = random.Random(f"{self.plan.seed}/{slot.id}/names")
+            names = candidate_names(rng, slot.characters + 2)
+            situation, domain = self.situations[slot.situation], self.domains[slot.domain]
+            inputs = dict(patterns=P.dumps([P.pattern_brief(self.by_id[p]) for p in slot.patterns]),
+                          interactions=P.dumps([interaction_json(i, self.declared) for i in slot.interactions]),
+                          situation=f"{situation.name}: {situation.description}",
+                          domain=f"{domain.name}: {domain.description}".rstrip(": "),
+                          character_count=slot.characters, candidate_names=names)
+            return Task(slot, stage, self.programs.scenario, inputs,
+                        lambda o: validate.scenario_problems(o, slot, names, self.vocabulary), lambda o: o)
+        scenario = self.stores["scenarios"].get(slot.id)
+        context = dict(scenario=P.dumps(self.scenario_context(slot, scenario)))
+        if stage == "conversations":
+            return Task(slot, stage, self.programs.conversation,
+                        dict(context, min_turns=self.dataset.turns[0], max_turns=self.dataset.turns[1]),
+                        lambda o: validate.conversation_problems(o["turns"], scenario, self.dataset.turns,
+                                                                 self.vocabulary),
+                        lambda o: {"turns": o["turns"]})
+        if stage == "checklists":
+            return Task(slot, stage, self.programs.checklist, context,
+                        lambda o: validate.checklist_problems(o["checklist"], scenario, self.vocabulary),
+                        lambda o: {"checklist": o["checklist"]})
+        if stage == "variations":
+            return Task(slot, stage, self.programs.variation, context,
+                        lambda o: validate.variation_problems(o, scenario, self.vocabulary),
+                        lambda o: {"variation": o})
+        raise ValueError(f"unknown stage `{stage}`")
+
+    def settle(self, task: Task, out: dict | None, problems: list[str]) -> dict | None:
+        """Count one attempt: `out` is the parsed answer (plain data), or None with the
+        `problems` that made it unusable. Returns the stage row of a valid answer; otherwise
+        sets the next attempt's feedback or, after the last attempt, records the failure."""
+        task.usage.calls += 1
+        if out is not None:
+            problems = task.check(out)
+            if not problems:
+                return {"id": task.slot.id, **task.keep(out)}
+        task.attempt += 1
+        if task.attempt < self.max_attempts:
+            task.usage.retries += 1
+            task.feedback = validate.feedback_for(problems, task.attempt - 1)
+            return None
+        task.failed = True
+        self.failures.append({"id": task.slot.id, "stage": task.stage, "attempts": self.max_attempts,
+                              "reason": "; ".join(problems), "usage": task.usage.as_dict()})
+        self.on_record("failures")
+        return None
+
+    async def finish(self, task: Task, row: dict | None) -> None:
+        """Add the task's usage to the run; write its stage row (None: it failed)."""
+        self.usage.add(task.usage)
+        if row is not None:
+            await self.stores[task.stage].commit({**row, "usage": task.usage.as_dict()})
+            self.on_record(task.stage)
+
+    async def _attempt(self, task: Task) -> dict | None:
+        """The direct path: call the LM for each attempt until an answer is valid or none is left."""
+        while not task.failed:
+            out, problems = None, []
             try:
-                out = await self._call(program, dict(inputs, feedback=feedback, config=config), usage)
+                out = plain(await self._call(task.program, task.call_inputs(), task.usage))
             except TruncatedOutput as exc:
                 self.reached_lm = True
-                problems = [f"{exc}; answer more briefly"]
+                problems = truncated_problems(exc)
             except (AdapterParseError, ValueError, KeyError, TypeError) as exc:  # an answer in the wrong shape
                 self.reached_lm = True
                 problems = validate.problems_of(exc)
@@ -89,17 +178,9 @@ class Generator:
                 problems = [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
             else:
                 self.reached_lm = True
-            usage.calls += 1
-            if out is not None:
-                result = plain(out)
-                problems = check(result)
-                if not problems:
-                    return result
-            usage.retries += attempt + 1 < self.max_attempts
-            feedback = validate.feedback_for(problems, attempt)
-        self.failures.append({"id": slot.id, "stage": stage, "attempts": self.max_attempts,
-                              "reason": "; ".join(problems), "usage": usage.as_dict()})
-        self.on_record("failures")
+            row = self.settle(task, out, problems)
+            if row is not None:
+                return row
         return None
 
     async def _call(self, program: dspy.Module, inputs: dict, usage: Usage) -> dspy.Prediction:
@@ -116,39 +197,6 @@ class Generator:
             finally:
                 _count_tokens(tracker, usage)
 
-    # -- stages
-    async def scenario(self, slot: Slot, usage: Usage) -> dict | None:
-        rng = random.Random(f"{self.plan.seed}/{slot.id}/names")
-        names = candidate_names(rng, slot.characters + 2)
-        situation, domain = self.situations[slot.situation], self.domains[slot.domain]
-        inputs = dict(patterns=P.dumps([P.pattern_brief(self.by_id[p]) for p in slot.patterns]),
-                      interactions=P.dumps([interaction_json(i, self.declared) for i in slot.interactions]),
-                      situation=f"{situation.name}: {situation.description}",
-                      domain=f"{domain.name}: {domain.description}".rstrip(": "),
-                      character_count=slot.characters, candidate_names=names)
-        result = await self._attempt(slot, "scenarios", self.programs.scenario, inputs,
-                                     lambda o: validate.scenario_problems(o, slot, names, self.vocabulary), usage)
-        return None if result is None else {"id": slot.id, **result}
-
-    async def conversation(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
-        inputs = dict(scenario=P.dumps(self.scenario_context(slot, scenario)),
-                      min_turns=self.dataset.turns[0], max_turns=self.dataset.turns[1])
-        result = await self._attempt(slot, "conversations", self.programs.conversation, inputs, lambda o: (
-            validate.conversation_problems(o["turns"], scenario, self.dataset.turns, self.vocabulary)), usage)
-        return None if result is None else {"id": slot.id, "turns": result["turns"]}
-
-    async def checklists(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
-        inputs = dict(scenario=P.dumps(self.scenario_context(slot, scenario)))
-        out = await self._attempt(slot, "checklists", self.programs.checklist, inputs,
-                                  lambda o: validate.checklist_problems(o["checklist"], scenario, self.vocabulary), usage)
-        return None if out is None else {"id": slot.id, "checklist": out["checklist"]}
-
-    async def variations(self, slot: Slot, scenario: dict, usage: Usage) -> dict | None:
-        inputs = dict(scenario=P.dumps(self.scenario_context(slot, scenario)))
-        out = await self._attempt(slot, "variations", self.programs.variation, inputs,
-                                  lambda o: validate.variation_problems(o, scenario, self.vocabulary), usage)
-        return None if out is None else {"id": slot.id, "variation": out}
-
     def scenario_context(self, slot: Slot, scenario: dict) -> dict:
         """What the later stages see of a scenario: no checklist of either level (see P.pattern_brief)."""
         return P.scenario_context(scenario, [self.by_id[p] for p in slot.patterns],
@@ -163,23 +211,14 @@ class Generator:
         """Take one slot through every stage up to `stop`, skipping stages already on disk. The
         later stages each need only the scenario, so a failed conversation, checklist or
         variation does not stop the others; a failed scenario stops the slot."""
-        later = {"conversations": self.conversation, "checklists": self.checklists, "variations": self.variations}
         for stage in work_stages(stop):
-            store = self.stores[stage]
-            if slot.id in store:
+            if slot.id in self.stores[stage]:
                 continue
-            usage = Usage()
-            if stage == "scenarios":
-                result = await self.scenario(slot, usage)
-            else:
-                result = await later[stage](slot, self.stores["scenarios"].get(slot.id), usage)
-            self.usage.add(usage)
-            if result is None:
-                if stage == "scenarios":
-                    return
-                continue
-            await store.commit({**result, "usage": usage.as_dict()})
-            self.on_record(stage)
+            task = self.task(slot, stage)
+            row = await self._attempt(task)
+            await self.finish(task, row)
+            if row is None and stage == "scenarios":
+                return
 
     async def run(self, stop: str, concurrency: int) -> None:
         """Run every slot up to stage `stop`, `concurrency` slots at a time, in plan order (a slot's
@@ -200,6 +239,10 @@ class Generator:
     def close(self) -> None:
         for store in self.stores.values():
             store.close()
+
+
+def truncated_problems(exc: TruncatedOutput) -> list[str]:
+    return [f"{exc}; answer more briefly"]
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -1,0 +1,497 @@
+"""`compile --batch`: each stage's LM calls as provider batch jobs (the OpenAI Batch API shape:
+upload a JSONL file to `/files`, create a `/batches` job for `/v1/chat/completions` with a 24 h
+window, poll it, download its output and error files), at about half the price of direct calls.
+
+The requests are exactly the direct path's (DSPy's adapter formats the program's signature and
+inputs, as `dspy.Predict` does; the custom_id is the rollout id `slot/stage/attempt`), and each
+answer is parsed, validated and settled by the Generator as in the direct path (pipeline.py): an
+invalid answer or an error row goes into the next batch with its feedback, and after the last
+attempt into failures.jsonl. A slot's later stages join the next batch once its scenario is in.
+
+Every upload and batch is logged in `work/batches.jsonl` before the next step, so a restarted
+run polls the batches it already paid for instead of sending them again (a file uploaded but
+not yet made a batch is found by its input_file_id, or made one then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import attrs
+import dspy
+from dspy.utils.exceptions import (AdapterParseError, LMAuthError, LMError, LMProviderError, LMRateLimitError,
+                                   LMServerError, LMTransportError)
+
+from . import validate
+from .adapter import FastChatAdapter
+from .backends import LMSpec, no_answer
+from .calls import CallPolicy, TruncatedOutput
+from .layout import Build
+from .lmconfig import LMConfig
+from .pipeline import Generator, LMUnavailable, Task, plain, truncated_problems
+from .records import Usage
+from .stages import GENERATION_PROGRAMS, WORK_STAGES, work_stages
+from .store import JsonlStore
+
+PROVIDER = "openai/"
+DEFAULT_BASE = "https://api.openai.com/v1"
+ENDPOINT = "/v1/chat/completions"
+WINDOW = "24h"
+_NOT_SENT = {"rollout_id", "num_retries", "cache", "api_base", "base_url", "api_key", "api_version"}  # client settings
+DONE = ("completed", "failed", "expired", "cancelled")  # a batch in any other status is still running
+PROGRAM_OF = dict(zip(WORK_STAGES, GENERATION_PROGRAMS, strict=True))
+
+
+@attrs.frozen
+class BatchOptions:
+    """Args:
+        size: at most this many requests per batch; a stage's batch goes as soon as this many are ready.
+        wait: seconds the oldest ready request may wait for more before a smaller batch goes
+            (at once when no batch of the run is in flight).
+        poll: seconds between two looks at a batch in flight.
+    """
+
+    size: int = attrs.field(default=5000, validator=attrs.validators.ge(1))
+    wait: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    poll: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+
+
+class BatchUnsupported(ValueError):
+    """`--batch` with an LM that has no batch API here (offline, hf:, a non-OpenAI provider)."""
+
+
+def check_batchable(config: LMConfig) -> None:
+    """Raise BatchUnsupported unless every generation program uses an OpenAI-compatible model."""
+    for name in GENERATION_PROGRAMS:
+        model = config.for_program(name).model
+        if not model.startswith(PROVIDER) or len(model) == len(PROVIDER):
+            raise BatchUnsupported(f"--batch needs an OpenAI-compatible model (`openai/MODEL`, with --api-base for "
+                                   f"another server); the {name} program uses `{model}`")
+
+
+# ---- the batch API client ------------------------------------------------------------------
+class BatchClient:
+    """The OpenAI files and batches endpoints at `base` (e.g. http://host/v1); transport faults,
+    429s and 5xx are retried by the CallPolicy, other errors raised as dspy LM errors."""
+
+    def __init__(self, base: str, key: str, policy: CallPolicy):
+        import httpx
+
+        self.base, self.policy = base.rstrip("/"), policy
+        self.http = httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=policy.limits.timeout)
+
+    async def _send(self, method: str, path: str, **kw):
+        import httpx
+
+        async def once():
+            try:
+                reply = await self.http.request(method, self.base + path, **kw)
+            except httpx.TransportError as exc:
+                raise LMTransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            if reply.status_code >= 400:
+                raise _http_error(method, path, reply)
+            return reply
+
+        return await self.policy.run(once)
+
+    async def upload(self, lines: list[dict]) -> str:
+        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
+        reply = await self._send("POST", "/files", data={"purpose": "batch"},
+                                 files={"file": ("batch.jsonl", data, "application/jsonl")})
+        return reply.json()["id"]
+
+    async def create(self, file_id: str, stage: str) -> dict:
+        return (await self._send("POST", "/batches", json={
+            "input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": WINDOW,
+            "metadata": {"humanllm_stage": stage}})).json()
+
+    async def get(self, batch_id: str) -> dict:
+        return (await self._send("GET", f"/batches/{batch_id}")).json()
+
+    async def find(self, file_id: str) -> dict | None:
+        """The batch made from `file_id`, if any (a run killed between upload and the log line)."""
+        after = None
+        while True:
+            params = {"limit": 100, **({"after": after} if after else {})}
+            page = (await self._send("GET", "/batches", params=params)).json()
+            for batch in page.get("data") or []:
+                if batch.get("input_file_id") == file_id:
+                    return batch
+            if not page.get("has_more") or not page.get("data"):
+                return None
+            after = page.get("last_id") or page["data"][-1]["id"]
+
+    async def lines(self, file_id: str | None) -> list[dict]:
+        if not file_id:
+            return []
+        text = (await self._send("GET", f"/files/{file_id}/content")).text
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def _http_error(method: str, path: str, reply) -> LMError:
+    try:
+        detail = reply.json().get("error") or {}
+        message = detail.get("message") if isinstance(detail, dict) else str(detail)
+    except ValueError:
+        message = reply.text[:200]
+    text = f"{method} {path}: HTTP {reply.status_code}: {message}"
+    status = reply.status_code
+    if status == 429:
+        hint = reply.headers.get("retry-after")
+        return LMRateLimitError(text, status=status, retry_after=float(hint) if hint else None)
+    if status >= 500:
+        return LMServerError(text, status=status)
+    if status in (401, 403):
+        return LMAuthError(text, status=status)
+    return LMProviderError(text, status=status)
+
+
+# ---- requests and answers ------------------------------------------------------------------
+@attrs.define(eq=False)
+class Request:
+    """A task's attempt as a batch request line, and what parsing its answer needs."""
+
+    task: Task
+    line: dict
+    signature: type
+    processed: type
+    lm: dspy.LM
+    config: dict
+
+
+def request_of(task: Task, adapter: FastChatAdapter) -> Request:
+    """The request the direct path sends for this attempt: dspy.Predict's inputs and config,
+    the adapter's messages, and the LM's settings as LiteLLM sends them to an OpenAI server."""
+    predictors = task.program.predictors()
+    if len(predictors) != 1:
+        raise ValueError(f"--batch runs programs of one predictor; the {task.stage} program has {len(predictors)}")
+    inputs = task.call_inputs()
+    config = inputs.pop("config")
+    lm, config, signature, demos, kwargs = predictors[0]._forward_preprocess(**inputs, config=config)
+    processed = adapter._call_preprocess(lm, config, signature, kwargs)
+    messages = adapter.format(processed, demos, kwargs)
+    settings = {k: v for k, v in {**lm.kwargs, **config}.items() if v is not None and k not in _NOT_SENT}
+    if "max_tokens" in settings:
+        settings["max_completion_tokens"] = settings.pop("max_tokens")
+    body = {"model": lm.model[len(PROVIDER):], "messages": messages, **settings}
+    line = {"custom_id": task.rollout_id, "method": "POST", "url": ENDPOINT, "body": body}
+    return Request(task, line, signature, processed, lm, config)
+
+
+def answer_of(request: Request, row: dict, adapter: FastChatAdapter, price) -> tuple[dict | None, list[str]]:
+    """One output (or error) row: count its usage on the task; return the parsed answer as plain
+    data, or None with the problems (in the words the direct path uses)."""
+    usage = request.task.usage
+    response = row.get("response") or {}
+    body = response.get("body") if isinstance(response, dict) else None
+    if row.get("error") or response.get("status_code") != 200 or not isinstance(body, dict):
+        error = row.get("error") or (body or {}).get("error") or {}
+        status = response.get("status_code") if isinstance(response, dict) else None
+        where = ", ".join(str(x) for x in (f"HTTP {status}" if status else None, error.get("code")) if x)
+        return None, [f"the LM call failed: batch item ({where or 'error'}): {error.get('message') or 'no answer'}"]
+    tokens = body.get("usage") or {}
+    prompt, completion = int(tokens.get("prompt_tokens") or 0), int(tokens.get("completion_tokens") or 0)
+    usage.prompt_tokens += prompt
+    usage.completion_tokens += completion
+    usage.cost += price(prompt, completion)
+    missing = no_answer(SimpleNamespace(provider_data=body))
+    if missing:
+        return None, [f"the LM call failed: {missing}"]
+    choice = body["choices"][0]
+    if choice.get("finish_reason") == "length":
+        return None, truncated_problems(TruncatedOutput("the answer was cut off at the token limit "
+                                                        "(finish_reason=length)"))
+    try:
+        completions = adapter._call_postprocess(request.processed, request.signature,
+                                                [choice["message"]["content"]], request.lm, request.config)
+        return plain(dspy.Prediction.from_completions(completions, signature=request.signature)), []
+    except (AdapterParseError, ValueError, KeyError, TypeError) as exc:
+        return None, validate.problems_of(exc)
+
+
+def pricer(model: str) -> Callable[[int, int], float]:
+    """USD for a batch answer's tokens: the provider's batch prices where LiteLLM knows them,
+    else its ordinary prices (an upper bound), else 0 (as DSPy counts an unknown model)."""
+    import litellm
+
+    name = model[len(PROVIDER):]
+    info = litellm.model_cost.get(name) or litellm.model_cost.get(model) or {}
+    batch_in, batch_out = info.get("input_cost_per_token_batches"), info.get("output_cost_per_token_batches")
+
+    def price(prompt: int, completion: int) -> float:
+        if batch_in is not None and batch_out is not None:
+            return prompt * batch_in + completion * batch_out
+        try:
+            return sum(litellm.cost_per_token(model=name, custom_llm_provider="openai", prompt_tokens=prompt,
+                                              completion_tokens=completion))
+        except Exception:  # noqa: BLE001 - LiteLLM raises plain Exception for a model it has no price for
+            return 0.0
+
+    return price
+
+
+# ---- the log: work/batches.jsonl -----------------------------------------------------------
+def _entry(task: Task) -> list:
+    return [task.rollout_id, task.feedback, task.usage.as_dict()]
+
+
+def _restore(task: Task, entry: list) -> Task:
+    custom_id, task.feedback, usage = entry
+    task.attempt = int(custom_id.rsplit("/", 1)[1])
+    task.usage = Usage(**{k: v for k, v in usage.items() if k in attrs.fields_dict(Usage)})
+    return task
+
+
+def _key(custom_id: str) -> tuple[str, str]:
+    slot, stage, _ = custom_id.rsplit("/", 2)
+    return slot, stage
+
+
+@attrs.define(eq=False)
+class Flight:
+    """A batch (or an uploaded file not yet a batch) and its requests by custom_id."""
+
+    stage: str
+    file: str
+    requests: dict[str, Request]
+    batch: str | None = None
+
+
+class BatchDriver:
+    """Takes the Generator's slots through their stages as batch jobs (see the module's doc)."""
+
+    def __init__(self, generator: Generator, clients: dict[str, BatchClient], prices: dict[str, Callable],
+                 log: JsonlStore, stop: str, options: BatchOptions = BatchOptions()):
+        self.g, self.clients, self.prices, self.log = generator, clients, prices, log
+        self.stop, self.stages = stop, work_stages(stop)
+        self.options = options
+        self.adapter = FastChatAdapter()
+        self.ready: dict[str, list[Task]] = {stage: [] for stage in self.stages}
+        self.since: dict[str, float] = {}
+        self.flights: list[Flight] = []
+        self.seq = max((row.get("seq", 0) for row in log.items.values()), default=0)
+        self.clock = time.monotonic
+
+    def _write(self, row: dict) -> None:
+        self.seq += 1
+        self.log.append({**row, "seq": self.seq})
+
+    # -- what is pending
+    def _queue(self, task: Task) -> None:
+        self.ready[task.stage].append(task)
+        self.since.setdefault(task.stage, self.clock())
+
+    def _open(self, slot, taken: set) -> None:
+        """Queue the slot's next work: its scenario, or every later stage once it is in."""
+        stores = self.g.stores
+        if slot.id not in stores["scenarios"]:
+            if (slot.id, "scenarios") not in taken:
+                self._queue(self.g.task(slot, "scenarios"))
+            return
+        for stage in self.stages[1:]:
+            if slot.id not in stores[stage] and (slot.id, stage) not in taken:
+                self._queue(self.g.task(slot, stage))
+
+    def _resume(self) -> set:
+        """Rebuild the batches in flight and the queued retries from the log; return the
+        (slot, stage) pairs they hold."""
+        slots = {s.id: s for s in self.g.slots}
+        state: dict[tuple[str, str], tuple[str, object, list]] = {}
+        files: dict[str, dict] = {}
+        for row in sorted(self.log.items.values(), key=lambda r: r.get("seq", 0)):
+            if row["kind"] == "file":
+                files[row["id"]] = row
+                for entry in row["tasks"]:
+                    state[_key(entry[0])] = ("file", row["id"], entry)
+            elif row["state"] == "submitted":
+                for entry in files[row["file"]]["tasks"]:
+                    state[_key(entry[0])] = ("batch", row["id"], entry)
+            else:
+                for custom_id in row["custom_ids"]:
+                    state.pop(_key(custom_id), None)
+                for entry in row.get("retry", []):
+                    state[_key(entry[0])] = ("retry", None, entry)
+        flights: dict[str, Flight] = {}
+        taken = set()
+        for (slot_id, stage), (kind, where, entry) in state.items():
+            if slot_id not in slots or stage not in self.stages or slot_id in self.g.stores[stage]:
+                continue
+            taken.add((slot_id, stage))
+            task = _restore(self.g.task(slots[slot_id], stage), entry)
+            if kind == "retry":
+                self._queue(task)
+                continue
+            file_id = where if kind == "file" else self.log.get(where)["file"]
+            flight = flights.setdefault(file_id, Flight(stage, file_id, {}, None if kind == "file" else where))
+            request = request_of(task, self.adapter)
+            flight.requests[request.line["custom_id"]] = request
+        self.flights = list(flights.values())
+        return taken
+
+    # -- one round: send what is due, look at what is in flight
+    async def run(self) -> None:
+        taken = self._resume()
+        for flight in self.flights:
+            if flight.batch is None:
+                await self._make_batch(flight)
+        for slot in self.g.todo(self.stop):
+            self._open(slot, taken)
+        while self.flights or any(self.ready.values()):
+            await self._send_due()
+            if not self.flights:
+                continue
+            polled = await asyncio.gather(*(self.clients[f.stage].get(f.batch) for f in self.flights))
+            moved = False
+            for flight, batch in list(zip(self.flights, polled)):
+                if batch.get("status") in DONE:
+                    await self._collect(flight, batch)
+                    moved = True
+            if not moved:
+                await asyncio.sleep(self._pause())
+
+    def _pause(self) -> float:
+        waits = [self.options.wait - (self.clock() - t) for s, t in self.since.items() if self.ready[s]]
+        return max(0.0, min([self.options.poll, *waits]))
+
+    async def _send_due(self) -> None:
+        now = self.clock()
+        for stage, tasks in self.ready.items():
+            while tasks and (len(tasks) >= self.options.size or not self.flights
+                             or now - self.since.get(stage, now) >= self.options.wait):
+                part, self.ready[stage] = tasks[:self.options.size], tasks[self.options.size:]
+                tasks = self.ready[stage]
+                self.since.pop(stage, None)
+                if tasks:
+                    self.since[stage] = now
+                await self._submit(stage, part)
+
+    async def _submit(self, stage: str, tasks: list[Task]) -> None:
+        requests = {r.line["custom_id"]: r for r in (request_of(t, self.adapter) for t in tasks)}
+        client = self.clients[stage]
+        file_id = await client.upload([r.line for r in requests.values()])
+        self._write({"id": file_id, "kind": "file", "stage": stage, "tasks": [_entry(t) for t in tasks]})
+        flight = Flight(stage, file_id, requests)
+        self.flights.append(flight)
+        await self._make_batch(flight)
+
+    async def _make_batch(self, flight: Flight) -> None:
+        client = self.clients[flight.stage]
+        batch = await client.find(flight.file) if flight.batch is None else None
+        batch = batch or await client.create(flight.file, flight.stage)
+        flight.batch = batch["id"]
+        self._write(self._row(flight, "submitted"))
+
+    def _row(self, flight: Flight, state: str, **extra) -> dict:
+        return {"id": flight.batch, "kind": "batch", "file": flight.file, "stage": flight.stage, "state": state,
+                "slots": sorted({r.task.slot.id for r in flight.requests.values()}),
+                "custom_ids": list(flight.requests), **extra}
+
+    async def _collect(self, flight: Flight, batch: dict) -> None:
+        """Settle every answer of a finished batch; queue retries and the slots' next stages."""
+        status = batch["status"]
+        if status == "failed":
+            self._write(self._row(flight, "failed", errors=batch.get("errors")))
+            self.flights.remove(flight)
+            raise LMUnavailable(f"batch {flight.batch} ({flight.stage}) failed: {_errors(batch)}")
+        client = self.clients[flight.stage]
+        rows = {}
+        for row in await client.lines(batch.get("error_file_id")) + await client.lines(batch.get("output_file_id")):
+            if row.get("custom_id") in flight.requests:
+                rows.setdefault(row["custom_id"], row)  # an answer (output file, read last) wins over an error
+                if row.get("error") is None and (row.get("response") or {}).get("status_code") == 200:
+                    rows[row["custom_id"]] = row
+        retry = []
+        for custom_id, request in flight.requests.items():
+            task, row = request.task, rows.get(custom_id)
+            if task.slot.id in self.g.stores[task.stage]:
+                continue  # settled before a restart
+            if row is None or _unanswered(row):  # expired or cancelled before its turn: send it again as it was
+                retry.append(_entry(task))
+                self._queue(task)
+                continue
+            out, problems = answer_of(request, row, self.adapter, self.prices[task.stage])
+            if out is not None or not problems[0].startswith("the LM call failed"):
+                self.g.reached_lm = True
+            result = self.g.settle(task, out, problems)
+            if result is None and not task.failed:
+                retry.append(_entry(task))
+                self._queue(task)
+                continue
+            await self.g.finish(task, result)
+            if result is not None and task.stage == "scenarios":
+                self._open(task.slot, set())
+        self._write(self._row(flight, "done" if status == "completed" else status,
+                              counts=batch.get("request_counts"), retry=retry))
+        self.flights.remove(flight)
+
+
+def _unanswered(row: dict) -> bool:
+    error = row.get("error") or {}
+    return row.get("response") is None and error.get("code") in ("batch_expired", "batch_cancelled")
+
+
+def _errors(batch: dict) -> str:
+    data = (batch.get("errors") or {}).get("data") or []
+    return "; ".join(f"line {e.get('line')}: {e.get('message')}" for e in data[:5]) or "no reason given"
+
+
+# ---- running it ----------------------------------------------------------------------------
+def endpoint(spec: LMSpec) -> tuple[str, str]:
+    """The batch API base URL and key of a program's LM (the key is never written anywhere)."""
+    key = spec.key() or os.environ.get("OPENAI_API_KEY")
+    if not key:
+        raise LMUnavailable(f"`{spec.model}`: no API key (set OPENAI_API_KEY, or name a variable with api_key_env)")
+    return spec.api_base or DEFAULT_BASE, key
+
+
+def run_batch(job, slot_ids: list[str], progress=None, options: BatchOptions = BatchOptions()) -> Usage:
+    """Generate the given slots as batch jobs in this process; returns this run's usage."""
+    from .share import make_generator, make_lms
+
+    check_batchable(job.config)
+    out = job.options.out
+    lms = make_lms(job)
+    failures = JsonlStore(Build(out).failures)
+    log = JsonlStore(Build(out).work_dir / "batches.jsonl", durable=True)
+    generator = make_generator(job, slot_ids, lms, failures)
+
+    def record(stage: str) -> None:
+        if progress is not None:
+            progress.advance(stage, generator.usage, 0, generator.policy.transient_retries)
+
+    generator.on_record = record
+
+    async def go() -> None:
+        clients, made = {}, {}
+        try:
+            for stage in WORK_STAGES:
+                spec = job.config.for_program(PROGRAM_OF[stage])
+                where = endpoint(spec)
+                if where not in made:
+                    made[where] = BatchClient(*where, generator.policy)
+                clients[stage] = made[where]
+            prices = {stage: pricer(job.config.for_program(PROGRAM_OF[stage]).model) for stage in WORK_STAGES}
+            with dspy.context(adapter=FastChatAdapter(), track_usage=True):
+                await BatchDriver(generator, clients, prices, log, job.options.stage, options).run()
+        except LMError as exc:  # the batch API refused us (auth, a bad request) after the policy's retries
+            raise LMUnavailable(f"the batch API: {type(exc).__name__}: {exc}") from exc
+        finally:
+            for client in made.values():
+                await client.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        generator.usage.transient_retries = generator.policy.transient_retries
+        generator.close()
+        failures.close()
+        log.close()
+    return generator.usage
