@@ -105,24 +105,14 @@ def _password(args) -> str | None:
 
 
 def _serve(db, host: str, port: int, password: str | None, browser: bool) -> int:
+    from ..webserve import serve_until_interrupted, url_of
     from .app import make_server
 
     server = make_server(db, host, port, password)
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{server.server_address[1]}/"
+    url = url_of(server)
     print(f"humanllm annotate: {db.mode} with {len(db.units())} units, stored in {db.path}; serving {url} "
           "(Ctrl-C stops)", flush=True)
-    if browser:
-        import webbrowser
-
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(server, url, browser)
 
 
 def _export(args, rest: list[str]) -> int:

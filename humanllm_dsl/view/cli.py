@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import webbrowser
 from pathlib import Path
 
 
@@ -32,6 +31,7 @@ def run(args: argparse.Namespace, serve: bool = True) -> int:
         args: the parsed arguments.
         serve: False to open, print the address and return (tests).
     """
+    from ..webserve import serve_until_interrupted, url_of
     from .app import make_server, open_app
     from .folders import FolderError
 
@@ -45,8 +45,7 @@ def run(args: argparse.Namespace, serve: bool = True) -> int:
     except OSError as exc:
         print(f"humanllm view: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    host, port = server.server_address[:2]
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+    url = url_of(server)
     print(f"humanllm view: serving {len(app.folders)} folder(s) at {url} (Ctrl-C to stop)", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("humanllm view: warning: reachable from other machines; anyone who can reach it can read the folders",
@@ -54,12 +53,4 @@ def run(args: argparse.Namespace, serve: bool = True) -> int:
     if not serve:
         server.server_close()
         return 0
-    if not args.no_browser:
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(server, url, not args.no_browser)
