@@ -61,6 +61,13 @@ def add_commands(sub) -> None:
     run.add_argument("--vet", action="store_true",
                      help="screen each planned bundle with the BundleVetting program (the method's contradiction "
                           "screen) and redraw vetoed ones; verdicts go to plan.jsonl and are reused on a re-run")
+    run.add_argument("--batch", action="store_true",
+                     help="send each stage's LM calls as provider batch jobs (OpenAI Batch API: about half the price, "
+                          "answers within 24 h); needs an `openai/MODEL` LM; a re-run resumes polling (docs/batch.md)")
+    run.add_argument("--batch-size", type=int, metavar="N", help="at most N requests per batch (default 5000)")
+    run.add_argument("--batch-wait", type=float, metavar="S",
+                     help="seconds a ready request waits for more before a smaller batch goes (default 60)")
+    run.add_argument("--batch-poll", type=float, metavar="S", help="seconds between looks at a batch (default 30)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress display (by default a live bar, or a line every 30 s where stderr is not a terminal)")
     p.set_defaults(func=cmd_compile, out_kind=lambda args: "shard" if args.shard else "build")
@@ -127,8 +134,25 @@ def _options(args, lib):
         executor=args.executor, ray_address=args.ray_address)
     if args.ray_address and args.executor != "ray":
         raise ValueError("--ray-address needs --executor ray")
+    if args.batch:
+        options = _with_batch(options, args)
     options.config().check_keys()
     return options
+
+
+def _with_batch(options, args):
+    """`--batch` and its thresholds; ValueError for an LM or option it cannot run with."""
+    import attrs
+
+    from ..runtime.batch import BatchOptions, check_batchable
+
+    if options.workers > 1 or options.executor != "local":
+        raise ValueError("--batch runs in this process: leave out --workers and --executor")
+    given = {k: getattr(args, f"batch_{k}") for k in ("size", "wait", "poll") if getattr(args, f"batch_{k}") is not None}
+    if given.get("size", 1) < 1 or given.get("wait", 0) < 0 or given.get("poll", 1) <= 0:
+        raise ValueError("--batch-size must be at least 1, --batch-wait at least 0, --batch-poll positive")
+    check_batchable(options.config())
+    return attrs.evolve(options, batch=BatchOptions(**given))
 
 
 def _print_summary(manifest: dict, args) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -28,6 +29,9 @@ from .shards import Shard
 from .share import Job, run_share
 from .stages import STAGES, work_stages
 from .store import read_json_object, write_json, write_jsonl
+
+if TYPE_CHECKING:  # batch.py (and httpx) load only when --batch is given
+    from .batch import BatchOptions
 
 
 class Interrupted(Exception):
@@ -56,6 +60,7 @@ class CompileOptions:
     executor: str = "local"  # "local" (this machine's processes) or "ray" (ray_executor.py)
     ray_address: str | None = None  # a Ray cluster; None: a local Ray instance
     vet: bool = False  # screen each bundle with the BundleVetting program at plan time
+    batch: BatchOptions | None = None  # run each stage as provider batch jobs (--batch, see batch.py)
 
     def config(self) -> LMConfig:
         config = self.lm_config or LMConfig()
@@ -73,6 +78,9 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
         raise ValueError(f"unknown stage `{options.stage}` (one of: {', '.join(STAGES)})")
     dataset = lib.dataset(options.dataset)
     config = options.config()
+    if options.batch is not None:
+        from .batch import check_batchable
+        check_batchable(config)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -128,7 +136,10 @@ def generate(lib, dataset, plan, config: LMConfig, options: CompileOptions) -> d
     run = Usage()
     try:
         with progress:
-            if options.executor == "ray":
+            if options.batch is not None:
+                from .batch import run_batch
+                run = run_batch(job, todo, progress, options.batch)
+            elif options.executor == "ray":
                 from .ray_executor import run_ray
                 run = run_ray(job, todo, workers, progress, options.ray_address)
             elif workers > 1:
