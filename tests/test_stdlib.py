@@ -58,6 +58,22 @@ def test_list_show_check_compile_work_from_any_folder(outside, capsys):
     assert len((outside / "out" / "records.jsonl").read_text().splitlines()) == 3
 
 
+
+def test_optimize_sees_the_standard_library_from_any_folder(outside, capsys):
+    """`optimize conversation` reads pattern definitions from the standard library by default
+    (no --specs, no specs/ in the cwd); --specs adds a folder; --no-stdlib alone is refused."""
+    write(outside / "mylib", "mine.hpat", MINE)
+    assert run(capsys, "compile", "mylib/", "-o", "out", "--dataset", "mine")[0] == 0
+    code, out, err = run(capsys, "optimize", "conversation", "out", "-o", "opt", "--limit", "2", "--max-demos", "1")
+    assert code == 0, err
+    assert "validation metric" in out and (outside / "opt" / "meta.json").is_file()
+    code, _, err = run(capsys, "optimize", "conversation", "out", "-o", "opt2", "--limit", "2", "--no-stdlib")
+    assert code == 2 and "--no-stdlib" in err
+    code, _, err = run(capsys, "optimize", "conversation", "out", "-o", "opt2", "--limit", "2", "--no-stdlib",
+                       "--specs", "mylib")
+    assert code == 1 and "have errors" in err  # mylib alone lacks the library's patterns
+
+
 def test_list_json_and_80_columns(outside, capsys):
     code, out, _ = run(capsys, "list", "--json", "--family", "trait")
     rows = json.loads(out)

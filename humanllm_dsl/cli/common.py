@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..compiler.loader import LoadResult, check_paths
+from ..compiler.loader import LoadResult, UsageError, check_paths
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_FAILURES, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_CODES = {
@@ -53,6 +53,22 @@ def add_stdlib_option(parser) -> None:
 
 def use_stdlib(args) -> bool:
     return not getattr(args, "no_stdlib", False) and os.environ.get(NO_STDLIB_ENV, "") in ("", "0")
+
+
+def add_specs_option(parser, what: str) -> None:
+    """`--specs` and `--no-stdlib`, for a command whose specs are an option: by default the
+    standard library alone, so the command works from any folder."""
+    parser.add_argument("--specs", default=[], nargs="+", metavar="SPECS",
+                        help=f"spec files or folders ({what}) that add to the standard library "
+                             "(default: the standard library alone)")
+    add_stdlib_option(parser)
+
+
+def spec_paths(args) -> list[str]:
+    """The `--specs` paths; a usage error when there are none and no standard library."""
+    if not args.specs and not use_stdlib(args):
+        raise UsageError("give --specs files or folders with --no-stdlib")
+    return list(args.specs)
 
 
 def load(paths: Sequence[str], stdlib: bool = False) -> LoadResult:

@@ -11,7 +11,7 @@ from ..compiler.loader import UsageError
 from ..compiler.model import TRAIN_SPLIT
 from ..runtime.stages import JUDGE_PROGRAMS, OFFLINE
 from ..trackers import TRACKERS, flat_metrics, log_metrics, require
-from .common import EXIT_OK, progress_mode
+from .common import EXIT_OK, add_specs_option, progress_mode, spec_paths, use_stdlib
 
 EVAL_EPILOG = """\
 MODEL and --judge take `offline` (the deterministic engine: placeholder numbers, no network),
@@ -125,8 +125,7 @@ def add_commands(sub) -> None:
     p.add_argument("--judge", default=OFFLINE, metavar="MODEL", help="the judge scoring `conversation` (default offline)")
     p.add_argument("--reflection-lm", metavar="MODEL", help="GEPA's reflection LM / MIPROv2's prompt model (default: --lm)")
     p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
-    p.add_argument("--specs", default=["specs"], nargs="+", metavar="SPECS",
-                   help="spec files or folders (conversation target: pattern definitions; default specs)")
+    add_specs_option(p, "conversation target: pattern definitions")
     p.add_argument("--split", default=TRAIN_SPLIT, choices=SPLIT_CHOICES,
                    help="scenarios to optimise on (conversation target; default train)")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N training examples (default 20)")
@@ -243,7 +242,9 @@ def cmd_optimize(args) -> int:
     options = OptimizeOptions(
         target=args.target, build=args.build, out=args.out, optimizer=args.optimizer, human=args.human,
         rollouts=args.rollouts, lm=args.lm, judge=args.judge, reflection_lm=args.reflection_lm,
-        api_base=args.api_base, specs=tuple(args.specs), split=args.split, limit=args.limit,
+        api_base=args.api_base, specs=tuple(spec_paths(args) if args.target == "conversation" else args.specs),
+        stdlib=use_stdlib(args),
+        split=args.split, limit=args.limit,
         val_fraction=args.val_fraction, max_demos=args.max_demos, budget=args.budget, seed=args.seed,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout, cache=not args.no_cache,
         cache_dir=args.cache_dir)

@@ -40,7 +40,8 @@ class OptimizeOptions:
     judge: str = OFFLINE
     reflection_lm: str | None = None
     api_base: str | None = None
-    specs: tuple[str, ...] = ("specs",)
+    specs: tuple[str, ...] = ()  # they add to the standard library when `stdlib`
+    stdlib: bool = True
     split: str = TRAIN_SPLIT
     limit: int = 20
     val_fraction: float = 0.25
@@ -208,9 +209,10 @@ def conversation_examples(o: OptimizeOptions) -> list:
     from ..compiler.loader import check_paths
     from . import data as D
 
-    result = check_paths(list(o.specs))
+    result = check_paths(list(o.specs), stdlib=o.stdlib)
     if result.errors or result.library is None:
-        raise OptimizeError(f"the specs in {', '.join(o.specs)} have errors; run `humanllm check`", data=True)
+        where = ", ".join(o.specs) or "the standard library"
+        raise OptimizeError(f"the specs in {where} have errors; run `humanllm check`", data=True)
     lib = result.library
     declared = {(tuple(it.patterns), it.type): it for it in lib.interactions}
     turns_range = tuple(lib.dataset(None).turns)
