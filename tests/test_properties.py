@@ -1,15 +1,20 @@
 """Property tests: random valid syntax trees survive format -> parse; formatting is idempotent;
-mutated text either parses or fails with positioned diagnostics (never another exception)."""
+mutated text either parses or fails with positioned diagnostics (never another exception); a file's
+BOM and line ending survive fmt; escapes round-trip and an unknown one is an error at its backslash."""
 
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from humanllm_dsl import HpatError, ast, format_module, parse_text
+from humanllm_dsl.cli import main
+from humanllm_dsl.syntax.source import Style, decode, style
 from humanllm_dsl.syntax.parser import grammar_text
 from humanllm_dsl.syntax.span import Span
 
@@ -217,3 +222,66 @@ def test_mutated_text_parses_or_fails_cleanly(text):
 @given(st.lists(st.one_of(st.sampled_from(TOKENS), chars), max_size=40).map("".join))
 def test_arbitrary_text_parses_or_fails_cleanly(text):
     assert_clean_failure(text)
+
+
+# ---- line endings, BOM and escapes ---------------------------------------------------------------
+styles = st.builds(Style, st.booleans(), st.sampled_from(["\n", "\r\n", "\r"]))
+
+
+@SETTINGS
+@given(modules.filter(lambda m: m.items), styles)
+def test_fmt_keeps_the_line_ending_and_bom_and_the_tree(module, saved):
+    """A file saved with a BOM and CRLF (or CR) decodes and parses to the same tree, and `fmt`
+    writes it back byte for byte: it keeps the BOM and the line ending."""
+    data = saved.encode(format_module(module))
+    assert style(data) == saved
+    text, problems = decode(data, FILE)
+    assert not problems and text is not None
+    parsed = parse_text(text, FILE)
+    assert parsed == module
+    assert style(data).encode(format_module(parsed)) == data
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / FILE
+        path.write_bytes(data)
+        assert main(["fmt", "--check", str(path)]) == 0
+        assert main(["fmt", str(path)]) == 0 and path.read_bytes() == data
+
+
+ESCAPE_VALUES = {'\\"': '"', "\\\\": "\\", "\\n": "\n", "\\t": "\t", "\\r": "\r"}
+# text a "..." string may hold as written: anything but a quote, a backslash or a line break
+plain = st.characters(exclude_categories=("Cs",), exclude_characters='"\\\n\r')
+pieces = st.lists(st.one_of(plain, st.sampled_from(sorted(ESCAPE_VALUES))), max_size=20)
+unknown = st.characters(exclude_categories=("Cs",), exclude_characters='"\\\n\rntr')
+prefix = st.integers(min_value=0, max_value=3).map(lambda n: "# a comment\n" * n)
+
+
+def describe_line(raw: str) -> str:
+    return f'situation s "S" {{ describe "{raw}" }}\n'
+
+
+@SETTINGS
+@given(pieces, prefix)
+def test_valid_escapes_round_trip(parts, head):
+    """Each known escape means its character, and formatting writes the value back the same."""
+    module = parse_text(head + describe_line("".join(parts)), FILE)
+    value = module.items[0].describe.text.value
+    assert value == "".join(ESCAPE_VALUES.get(p, p) for p in parts)
+    assert parse_text(format_module(module), FILE) == module
+
+
+@SETTINGS
+@given(pieces, unknown, pieces, prefix)
+def test_an_unknown_escape_is_an_error_at_its_backslash(before, letter, after, head):
+    raw_before = "".join(before)
+    text = head + describe_line(raw_before + "\\" + letter + "".join(after))
+    try:
+        parse_text(text, FILE)
+    except HpatError as exc:
+        found = [d for d in exc.diagnostics if d.message.startswith("unknown escape")]
+    else:
+        raise AssertionError(f"`\\{letter}` was accepted")
+    line = head.count("\n") + 1
+    column = len('situation s "S" { describe "') + len(raw_before) + 1  # columns count characters
+    assert found and (found[0].file, found[0].line, found[0].column) == (FILE, line, column)
+    assert found[0].message == f"unknown escape `\\{letter}` in a string"
+    assert found[0].render().startswith(f"{FILE}:{line}:{column}: error: unknown escape")
