@@ -10,8 +10,10 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-# Fixture libraries are whole worlds of their own (their `adversity` would collide with the shipped
-# one); tests of the standard library remove this (monkeypatch.delenv).
+# Fixture libraries are whole worlds of their own: their situations and domains (`adversity`,
+# `health`, libgen's `duty`, `home`, ...) collide with the shipped ones, and their datasets include
+# everything, which with the standard library would mean its 244 patterns too (other plans, other
+# counts). Tests of the standard library remove this (monkeypatch.delenv) and run as users do.
 os.environ.setdefault("HUMANLLM_NO_STDLIB", "1")
 
 import pytest
