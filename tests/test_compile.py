@@ -77,7 +77,8 @@ def test_records_are_valid_and_traceable(built, spec):
                for p in r["char2pattern"][r["protagonist"]] for mech in lib.pattern(p).mechanisms}
         items = {i.lower().rstrip("?") for p in r["patterns"] for i in lib.pattern(p).checklist}
         thoughts = [t["thought"].lower() for t in r["conversation"] if t["char"] == r["protagonist"]]
-        assert any(any(text[1:] in th for text in own) for th in thoughts)
+        # (this library's mechanisms all name their pattern's id, so the engine may not voice them)
+        assert all(any(text[1:] in th for text in own) or th.startswith("let me see where") for th in thoughts)
         assert not any(offline._phrase(i) in th for i in items for th in thoughts)
         assert all({"because", "expect"} <= set(i) for i in r["interactions"])
 

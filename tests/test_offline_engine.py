@@ -43,3 +43,15 @@ def test_a_renamed_output_field_is_a_clear_error():
     with dspy.context(lm=make_lm("offline", 1), adapter=FastChatAdapter()):
         with pytest.raises(Exception, match="no answer for a program with outputs"):
             dspy.Predict(renamed)(scenario=SCENARIO, feedback="")
+
+
+def test_thoughts_voice_mechanisms_but_never_a_named_pattern():
+    predict = dspy.Predict(P.SynthesizeConversation)
+    with dspy.context(lm=make_lm("offline", 1), adapter=FastChatAdapter()):
+        turns = predict(**INPUTS[P.SynthesizeConversation], feedback="").turns
+    thoughts = [t.content.split("]")[0].lower() for t in turns if t.char == "Ana"]
+    assert thoughts and all("thinking runs fast" in th or "calm feels safe" in th for th in thoughts)
+    feedback = "This is attempt 2; attempt 1 was rejected. Fix these problems: turn 3 (thought) names the pattern `calm feels`"
+    with dspy.context(lm=make_lm("offline", 1), adapter=FastChatAdapter()):
+        turns = predict(**INPUTS[P.SynthesizeConversation], feedback=feedback).turns
+    assert not any("calm feels" in t.content.lower() for t in turns)

@@ -18,6 +18,7 @@ from .composition import composition
 from .layout import Build
 from .lmconfig import LMConfig
 from .pipeline import Usage
+from .records import load_manifest
 from .stages import GENERATION_PROGRAMS, WORK_STAGES
 from .store import JsonlStore, write_json, write_jsonl
 
@@ -31,6 +32,12 @@ def base_manifest(lib: m.Library, dataset: m.Dataset, plan: Plan, config: LMConf
             "transient_retries": 0, "cost_usd": 0.0,
             "programs": config.models(GENERATION_PROGRAMS), "optimised_programs": list(optimised),
             "composition": composition(plan.slots, lib, pool=[p.id for p in pool(dataset, lib)])}
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """manifest.json, its shape checked against `records.Manifest` before it is written."""
+    load_manifest(manifest, str(Build(out).manifest))
+    write_json(Build(out).manifest, manifest)
 
 
 def read_work(out: Path) -> dict[str, JsonlStore]:
@@ -68,4 +75,4 @@ def finish(out: Path, lib: m.Library, plan: Plan, manifest: dict, stage: str, ma
         ex.write_patterns(out, stats.patterns, lib)
     for store in (*stores.values(), *([failures] if failures is not None else [])):
         store.close()
-    write_json(build.manifest, manifest)
+    write_manifest(out, manifest)

@@ -19,7 +19,7 @@ import attrs
 from ..compiler import model as m
 from ..compiler.plan import make_plan
 from . import export as ex
-from .assemble import base_manifest, finish, read_work
+from .assemble import base_manifest, finish, read_work, write_manifest
 from .backends import make_lm
 from .layout import Build
 from .lmconfig import LMConfig
@@ -101,7 +101,7 @@ def compile_dataset(lib: m.Library, options: CompileOptions) -> dict:
             timings["export"] = time.perf_counter() - t
         manifest["run"] = run_usage  # this run's calls, wasted ones included: shown, not written
     else:
-        write_json(Build(out).manifest, manifest)
+        write_manifest(out, manifest)
     manifest["timings"] = timings  # shown to the user, not written: outputs stay byte-identical
     return manifest
 

@@ -32,7 +32,7 @@ from . import validate
 from .calls import CallPolicy, TruncatedOutput, is_transient
 from .export import declared_interactions, interaction_json
 from .names import candidate_names
-from .records import Usage
+from .records import FailureRow, Usage, dump_row, load_row
 from .stages import WORK_STAGES, work_stages
 from .store import JsonlStore
 
@@ -146,8 +146,8 @@ class Generator:
             task.feedback = validate.feedback_for(problems, task.attempt - 1)
             return None
         task.failed = True
-        self.failures.append({"id": task.slot.id, "stage": task.stage, "attempts": self.max_attempts,
-                              "reason": "; ".join(problems), "usage": task.usage.as_dict()})
+        self.failures.append(dump_row(FailureRow(task.slot.id, task.stage, self.max_attempts, "; ".join(problems),
+                                                 attrs.evolve(task.usage))))
         self.on_record("failures")
         return None
 
@@ -155,7 +155,8 @@ class Generator:
         """Add the task's usage to the run; write its stage row (None: it failed)."""
         self.usage.add(task.usage)
         if row is not None:
-            await self.stores[task.stage].commit({**row, "usage": task.usage.as_dict()})
+            typed = load_row(task.stage, {**row, "usage": task.usage.as_dict()})  # the row's shape, checked
+            await self.stores[task.stage].commit(dump_row(typed))
             self.on_record(task.stage)
 
     async def _attempt(self, task: Task) -> dict | None:

@@ -244,3 +244,137 @@ def load_record(data: object, where: str = "") -> Record:
 def dump_record(record: Record) -> dict:
     """The record as stored (lists for the name-keyed maps; see the module docstring)."""
     return stored_shape(converter.unstructure(record))
+
+
+# ---- work rows: what each LM stage keeps (work/<stage>.jsonl), and failures ------------------
+# They keep the LM's answer as it came (name-keyed maps), so a later stage's prompt reads the
+# scenario exactly as the scenario program wrote it.
+@attrs.frozen
+class ScenarioRow:
+    id: str
+    design_analysis: str
+    background: str
+    characters: tuple[Character, ...]
+    protagonist: str
+    char2pattern: dict[str, tuple[str, ...]]
+    usage: Usage = attrs.Factory(Usage)
+
+
+@attrs.frozen
+class SpokenTurn:
+    """A turn as the conversation program writes it: who speaks, and the three channels in one text."""
+
+    char: str
+    content: str
+
+
+@attrs.frozen
+class ConversationRow:
+    id: str
+    turns: tuple[SpokenTurn, ...]
+    usage: Usage = attrs.Factory(Usage)
+
+
+@attrs.frozen
+class ChecklistRow:
+    id: str
+    checklist: dict[str, tuple[str, ...]]
+    usage: Usage = attrs.Factory(Usage)
+
+
+@attrs.frozen
+class VariedScenario:
+    changed_factors: tuple[str, ...]
+    analysis: str
+    varied_background: str
+    varied_checklist: dict[str, tuple[str, ...]]
+
+
+@attrs.frozen
+class VariationRow:
+    id: str
+    variation: VariedScenario
+    usage: Usage = attrs.Factory(Usage)
+
+
+@attrs.frozen
+class FailureRow:
+    """An output that stayed invalid after every attempt (failures.jsonl)."""
+
+    id: str
+    stage: str
+    attempts: int
+    reason: str
+    usage: Usage = attrs.Factory(Usage)
+
+
+WORK_ROWS: dict[str, type] = {"scenarios": ScenarioRow, "conversations": ConversationRow,
+                              "checklists": ChecklistRow, "variations": VariationRow}
+
+
+def load_row(stage: str, data: object, where: str = ""):
+    """The typed row of `stage` (a work stage, or "failures"); RecordError naming `where` and the field."""
+    cls = WORK_ROWS.get(stage, FailureRow if stage == "failures" else None)
+    if cls is None:
+        raise ValueError(f"no row type for stage `{stage}`")
+    return _structure(data, cls, f"{where}: " if where else "", "row")
+
+
+def dump_row(row) -> dict:
+    return converter.unstructure(row)
+
+
+# ---- the manifest ---------------------------------------------------------------------------
+@attrs.frozen
+class Manifest:
+    """manifest.json: what a build is (dataset, seed, spec hash, LM, plan) and what it holds."""
+
+    dataset: str
+    seed: int
+    scenarios: int
+    held_out: tuple[str, ...]
+    spec_hash: str
+    lm: str
+    offline: bool
+    stage: str
+    planned_splits: dict[str, int]
+    splits: dict[str, int]
+    sft_samples: dict[str, int]
+    records: int
+    failures: int
+    lm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    retries: int
+    transient_retries: int
+    cost_usd: float
+    programs: dict[str, str]
+    optimised_programs: tuple[str, ...]
+    composition: dict | None = None
+    shard: tuple[int, int] | None = None
+
+
+def _structure(data: object, cls: type, label: str, kind: str):
+    if not isinstance(data, dict):
+        raise RecordError(f"{label}expected a JSON object, found {type(data).__name__}")
+    label += f"{kind} `{data.get('id', '?')}`: " if "id" in data else ""
+    try:
+        return converter.structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        problems = [p.replace(" @ $.", " at ").replace(" @ $", "")
+                    for p in cattrs.transform_error(exc, format_exception=_describe)]
+        raise RecordError(label + "; ".join(problems[:5])) from None
+
+
+def load_manifest(data: object, where: str = "") -> Manifest:
+    """A build's manifest; RecordError naming `where` and the field if it is not one. Keys this
+    version does not know (a newer tool's) are kept out, not refused."""
+    return _structure(data, Manifest, f"{where}: " if where else "", "manifest")
+
+
+def dump_manifest(manifest: Manifest) -> dict:
+    return converter.unstructure(manifest)
+
+
+converter.register_unstructure_hook(
+    Manifest, make_dict_unstructure_fn(Manifest, converter, _cattrs_omit_if_default=True))
