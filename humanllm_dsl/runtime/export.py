@@ -158,6 +158,9 @@ def _flat_split(out: str, split: str):
         yield stored_shape(record)  # builds from before the one shape held name-keyed maps
 
 
+HF_BATCH = 100  # records per Arrow write: a record is ~20 KB, so memory stays small at any dataset size
+
+
 def save_hf(out: Path) -> None:
     """`hf/`: a DatasetDict of the non-empty splits, built from splits/ in batches (flat memory)."""
     import datasets
@@ -171,7 +174,8 @@ def save_hf(out: Path) -> None:
             if digest is not None:  # the fingerprint follows the content, so outputs are reproducible
                 parts[split] = datasets.Dataset.from_generator(
                     _flat_split, features=features, cache_dir=cache, split=datasets.NamedSplit(split),
-                    gen_kwargs={"out": str(out), "split": split}, fingerprint=digest)
+                    gen_kwargs={"out": str(out), "split": split}, fingerprint=digest,
+                    writer_batch_size=HF_BATCH)
         datasets.DatasetDict(parts).save_to_disk(str(Build(out).hf))
 
 
