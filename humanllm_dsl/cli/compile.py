@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..compiler.loader import UsageError, check_paths
 from ..runtime.stages import EXPORT, PLAN, STAGES
-from .common import DISK_FULL, EXIT_FAILURES, EXIT_OK, EXIT_SPEC, InputError, print_diagnostics, progress_mode
+from .common import (DISK_FULL, EXIT_FAILURES, EXIT_OK, EXIT_SPEC, InputError, add_stdlib_option, print_diagnostics,
+                     progress_mode, use_stdlib)
 
 
 def add_commands(sub) -> None:
@@ -20,7 +21,8 @@ def add_commands(sub) -> None:
                     "lands: re-running the same command resumes, and finished work makes no LM call.",
         epilog="API keys are read from the environment only (for example OPENAI_API_KEY); they are never "
                "written to any output. Ctrl-C stops cleanly; run the same command again to resume.")
-    p.add_argument("specs", nargs="+", metavar="SPECS", help="spec files or folders")
+    p.add_argument("specs", nargs="*", metavar="SPECS", help="spec files or folders (they add to the standard library)")
+    add_stdlib_option(p)
     p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--dataset", help="which dataset to build (default: the one marked `default`)")
     p.add_argument("--scenarios", type=int, metavar="N", help="override the number of scenarios")
@@ -92,7 +94,9 @@ def cmd_compile(args) -> int:
     """Errors of planning, the LM, the work files and the workers go up to the table in `cli`."""
     from ..runtime.compile import compile_dataset
 
-    result = check_paths(args.specs)
+    if not args.specs and not use_stdlib(args):
+        raise UsageError("give spec files or folders with --no-stdlib")
+    result = check_paths(args.specs, stdlib=use_stdlib(args))
     if result.errors:
         print_diagnostics(result)
         return EXIT_SPEC
