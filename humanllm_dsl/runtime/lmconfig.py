@@ -10,6 +10,12 @@
     api_base = "http://gpu-box:8000/v1"
     api_key_env = "VLLM_KEY"      # keys live in the environment, never in this file
 
+    [programs.checklist]          # one model on several servers, through LiteLLM's Router
+    model = "hosted_vllm/Qwen/Qwen3-32B"
+    api_bases = ["http://node1:8000/v1", "http://node2:8000/v1"]
+    cooldown = 30                 # seconds a failing endpoint is left out
+    allowed_fails = 1             # failures in a minute before that
+
     [limits]
     concurrency = 32
     rpm = 500
