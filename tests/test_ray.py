@@ -90,6 +90,21 @@ def test_ray_workers_call_an_endpoint_and_the_driver_writes(spec, tmp_path, monk
     assert usage["lm_calls"] == json.loads((local / "manifest.json").read_text())["lm_calls"]
 
 
+def test_an_unreachable_server_or_too_many_workers_stop_a_ray_run_with_the_reason(spec, tmp_path, capsys):
+    dead = ("--lm", "openai/fake-model", "--api-base", "http://127.0.0.1:9/v1", "--timeout", "0.5")
+    assert main(compile_args(spec, tmp_path / "dead", *dead, "--executor", "ray", "--lm-config",
+                             str(_patient(tmp_path)))) == 2
+    assert "the LM cannot be used" in capsys.readouterr().err
+    assert main(compile_args(spec, tmp_path / "many", "--executor", "ray", "--workers", "3")) == 2
+    assert "each Ray worker takes a CPU, and the Ray cluster has 2" in capsys.readouterr().err
+
+
+def _patient(tmp_path: Path) -> Path:
+    path = tmp_path / "lm.toml"
+    path.write_text("[limits]\nmax_retries = 1\nbackoff = 0.01\n", encoding="utf-8")
+    return path
+
+
 def test_ray_address_without_the_ray_executor_is_a_usage_error(spec, tmp_path, capsys):
     assert main(compile_args(spec, tmp_path / "o", "--ray-address", "auto")) == 2
     assert "--ray-address needs --executor ray" in capsys.readouterr().err

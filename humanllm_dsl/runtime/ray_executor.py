@@ -107,6 +107,7 @@ def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str 
                      runtime_env={"env_vars": _forwarded_env(job)})
         except ConnectionError as exc:
             raise RayUnavailable(f"--ray-address {address}: cannot reach the Ray cluster: {exc}") from None
+    _check_room(ray, job, workers, started_here)
     limits = job.config.limits
     share = attrs.evolve(limits, concurrency=max(1, math.ceil(limits.concurrency / workers)),
                          rpm=limits.rpm / workers if limits.rpm else None,
@@ -175,8 +176,24 @@ def _pump(ray, stream, k: int, events: queue.Queue) -> None:
 
 def _actor_class(ray, job: Job):
     """SlotWorker as a Ray actor: one GPU when a program runs an `hf:` model, else one CPU."""
-    gpu = any(job.config.for_program(p).model.startswith(HF_PREFIX) for p in GENERATION_PROGRAMS)
+    gpu = _needs_gpu(job)
     return ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_restarts=0)(SlotWorker)
+
+
+def _needs_gpu(job: Job) -> bool:
+    return any(job.config.for_program(p).model.startswith(HF_PREFIX) for p in GENERATION_PROGRAMS)
+
+
+def _check_room(ray, job: Job, workers: int, started_here: bool) -> None:
+    """Each worker holds a GPU (`hf:` models) or a CPU for the whole run: more workers than the
+    cluster has would wait for ever, so say so instead."""
+    kind = "GPU" if _needs_gpu(job) else "CPU"
+    have = int(ray.cluster_resources().get(kind, 0))
+    if workers > have:
+        if started_here:
+            ray.shutdown()
+        raise RayUnavailable(f"--workers {workers}: each Ray worker takes a {kind}, and the Ray cluster has "
+                             f"{have}; use --workers {max(1, have)} or a larger cluster")
 
 
 def _forwarded_env(job: Job) -> dict[str, str]:
