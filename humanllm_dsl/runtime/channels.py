@@ -54,18 +54,22 @@ class Channels:
         return self._joined("speech")
 
 
+_BRACKET = re.compile(r"[\[\]()]")
+_OPENING = re.compile(r"[\[(]")
+
+
 def _bracket_end(content: str, i: int) -> int:
     """The index of the bracket closing the one at `i` (brackets nested inside count), or
     len(content) when it is never closed."""
     stack = []
-    for j in range(i, len(content)):
-        c = content[j]
+    for m in _BRACKET.finditer(content, i):
+        c = m.group()
         if c in _OPEN:
             stack.append(_OPEN[c])
-        elif c in _CLOSE and stack and stack[-1] == c:
+        elif stack and stack[-1] == c:
             stack.pop()
             if not stack:
-                return j
+                return m.start()
     return len(content)
 
 
@@ -73,16 +77,14 @@ def _spans(content: str) -> list[tuple[Kind, int, int]]:
     """(kind, start, end) of each top-level piece of `content`, in order, covering all of it;
     a bracketed piece's span includes its brackets."""
     out: list[tuple[Kind, int, int]] = []
-    i, text_from, n = 0, 0, len(content)
-    while i < n:
-        if content[i] in _OPEN:
-            if text_from < i:
-                out.append(("speech", text_from, i))
-            j = min(_bracket_end(content, i) + 1, n)
-            out.append((_KIND[content[i]], i, j))
-            i = text_from = j
-        else:
-            i += 1
+    text_from, n = 0, len(content)
+    while (m := _OPENING.search(content, text_from)) is not None:
+        i = m.start()
+        if text_from < i:
+            out.append(("speech", text_from, i))
+        j = min(_bracket_end(content, i) + 1, n)
+        out.append((_KIND[content[i]], i, j))
+        text_from = j
     if text_from < n:
         out.append(("speech", text_from, n))
     return out

@@ -83,6 +83,23 @@ def key_terms(pattern: PatternLike) -> list[str]:
     return out
 
 
+def _key_words(term: str) -> set[str]:
+    """The spellings of the word a text must hold for `term` to occur: its longest word, and that
+    word's plurals where `_term_regex` accepts them (a generic last word)."""
+    key = max(_words(term), key=len)
+    return {key, *_PLURALS_OF.get(key, ())}
+
+
+_PLURALS_OF = {"bias": ("biases",), "fallacy": ("fallacies",), "theory": ("theories",),
+               "hypothesis": ("hypotheses",), "effect": ("effects",), "error": ("errors",), "rule": ("rules",),
+               "principle": ("principles",), "heuristic": ("heuristics",), "pattern": ("patterns",),
+               "distortion": ("distortions",), "stereotype": ("stereotypes",)}
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z]+", text.lower()))
+
+
 def _term_regex(term: str) -> str:
     if "_" in term and " " not in term:  # an id: as written
         return re.escape(term)
@@ -119,7 +136,10 @@ class Vocabulary:
 
     terms: dict[str, str]  # key term -> pattern id
     traits: frozenset[str]
-    regex: re.Pattern = attrs.field(eq=False, repr=False)
+    # Cheap first checks: a text can hold a term only if it holds that term's key word, and a
+    # trait label only if it holds a trait's first word (most texts hold neither).
+    by_key: dict[str, re.Pattern] = attrs.field(factory=dict, eq=False, repr=False)  # key word -> its terms
+    trait_words: frozenset[str] = attrs.field(default=frozenset(), eq=False, repr=False)
 
     @classmethod
     def of(cls, patterns: Iterable[PatternLike]) -> "Vocabulary":
@@ -130,27 +150,48 @@ class Vocabulary:
                 traits.update({p.name.lower(), p.id.replace("_", " ").lower()})
             else:
                 terms.update({t: p.id for t in key_terms(p)})
-        regex = "|".join(_term_regex(t) for t in sorted(terms, key=len, reverse=True))
-        compiled = re.compile(rf"(?<!\w)(?:{regex})(?!\w)", re.I) if terms else re.compile(r"(?!x)x")
-        return cls(terms, frozenset(traits), compiled)
+        grouped: dict[str, list[str]] = {}
+        for term in terms:
+            grouped.setdefault(max(_words(term), key=len), []).append(term)
+        by_key = {}
+        for key, group in grouped.items():
+            alternation = "|".join(_term_regex(t) for t in sorted(group, key=len, reverse=True))
+            found = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.I)
+            by_key.update({spelling: found for spelling in _key_words(key)})
+        return cls(terms, frozenset(traits), by_key, frozenset(_words(t)[0] for t in traits))
 
     @classmethod
     def of_names(cls, names: Iterable[str]) -> "Vocabulary":
         """Refuse just these pattern names (for callers without the library at hand)."""
         return cls.of(SimpleNamespace(id=n.replace(" ", "_"), name=n, family="social_cognitive") for n in names)
 
-    def pattern_terms(self, text: str) -> list[str]:
-        """The pattern key terms that occur in `text`, as written there."""
-        return list(dict.fromkeys(m.group(0) for m in self.regex.finditer(text or "")))
+    def pattern_terms(self, text: str, words: frozenset[str] | None = None) -> list[str]:
+        """The pattern key terms that occur in `text`, as written there (`words`: its `_word_set`).
+        Only the terms whose key word the text holds are searched; a term found inside a longer
+        one ("sunk cost" in "sunk cost fallacy") is not reported again."""
+        if not text:
+            return []
+        regexes = {id(r): r for w in (_word_set(text) if words is None else words) if (r := self.by_key.get(w))}
+        spans = sorted(((m.start(), -m.end(), m.group(0)) for r in regexes.values() for m in r.finditer(text)))
+        kept, end = [], -1
+        for start, neg_end, found in spans:
+            if -neg_end > end:
+                kept.append(found)
+                end = -neg_end
+        return list(dict.fromkeys(kept))
 
-    def trait_labels(self, text: str, names: Sequence[str], *, profile: bool) -> list[str]:
+    def trait_labels(self, text: str, names: Sequence[str], *, profile: bool,
+                     words: frozenset[str] | None = None) -> list[str]:
         """Phrases of `text` that label one of `names` (or I/you/he/she/they/we) with a trait
         marker. In a profile or background any such label counts; in a turn a marker that also
         names a passing state ("nervous") counts only with a sign of disposition."""
-        if not self.traits or not text:
+        if not self.traits or not text or self.trait_words.isdisjoint(_word_set(text) if words is None else words):
             return []
-        found = []
-        for m in _label_regex(self.traits, tuple(names)).finditer(text):
+        found, people = [], _people(names)
+        for m in _label_regex(self.traits).finditer(text):
+            subject = (m.group("subject") or "").lower()
+            if subject and subject not in people and subject.split()[-1] not in people:
+                continue
             adverbs = set(re.split(r"\s+", (m.group("adv") or "").lower().strip()))
             lasting = bool(m.group("tail")) or bool(adverbs & _DISPOSITION)
             if lasting or profile or m.group("trait").lower() not in STATE_WORDS:
@@ -159,27 +200,34 @@ class Vocabulary:
 
     def problems(self, where: str, text: str, names: Sequence[str] = (), *, profile: bool | None = None) -> list[str]:
         """Problems of one text: pattern terms, and trait labels when `profile` is not None."""
+        words = _word_set(text or "")
         out = [f"{where} names the pattern `{t}`: show it in what people think, do and say, never by name"
-               for t in self.pattern_terms(text)]
+               for t in self.pattern_terms(text, words)]
         if profile is not None:
             out += [f"{where} labels a character with a trait word (\"{t}\"): show the trait in behaviour instead"
-                    for t in self.trait_labels(text, names, profile=profile)]
+                    for t in self.trait_labels(text, names, profile=profile, words=words)]
         return out
 
 
-@functools.lru_cache(maxsize=256)
-def _label_regex(traits: frozenset[str], names: tuple[str, ...]) -> re.Pattern:
-    people = set()
-    for n in names:
-        people.add(n.lower())
-        people.update(w.lower() for w in n.split()[:1])
+@functools.lru_cache(maxsize=8)
+def _label_regex(traits: frozenset[str]) -> re.Pattern:
+    """One regex per library: the subject is any one or two words, and `trait_labels` keeps only
+    matches whose subject is a character (or a pronoun), so no regex is compiled per cast."""
     pronoun = "|".join(_PRONOUNS)
-    subject = "|".join(re.escape(p) for p in sorted(people | set(_PRONOUNS), key=len, reverse=True))
     trait = "|".join(_SEP.join(re.escape(w) for w in t.split()) for t in sorted(traits, key=len, reverse=True))
-    head = (rf"(?<![\w'’])(?:(?:{pronoun})\s*{_CONTRACTED}|(?:{subject})\s+{_COPULA})"
+    head = (rf"(?<![\w'’])(?:(?:{pronoun})\s*{_CONTRACTED}|(?P<subject>[\w'’-]+(?:\s+[\w'’-]+)?)\s+{_COPULA})"
             rf"(?P<adv>(?:\s+{_ADVERBS})*)\s+(?P<trait>{trait})")
     tail = rf"(?P<tail>(?:\s+(?:and|or)\s+\w+)?\s+(?:{_PERSON}|by\s+nature)\b)"
     return re.compile(rf"{head}(?:{tail}|(?![\w-])(?!\s+{_COMPLEMENT}\b))", re.I)
+
+
+def _people(names: Sequence[str]) -> frozenset[str]:
+    """Who a label can be about: each character by full and first name, and the pronouns."""
+    people = set(_PRONOUNS)
+    for n in names:
+        people.add(n.lower())
+        people.update(w.lower() for w in n.split()[:1])
+    return frozenset(people)
 
 
 # ---- validators ------------------------------------------------------------------------------
