@@ -23,9 +23,18 @@
     rows[current].scrollIntoView({block: "nearest"});
   }
 
-  async function save(row, score) {
+  // A row's saves go one after another: a later answer (a comment added after the score) must
+  // never be overtaken on the wire by an earlier one, since the server keeps the latest it stores.
+  const pending = new WeakMap();
+  function save(row, score) {
     const body = {unit: unit.dataset.unit, item: row.dataset.item, score: score};
     if (row.dataset.kind === "review") body.comment = row.querySelector("textarea").value;
+    const next = (pending.get(row) || Promise.resolve()).then(() => send(row, body));
+    pending.set(row, next);
+    return next;
+  }
+
+  async function send(row, body) {
     const status = row.querySelector(".status");
     status.textContent = "saving…";
     row.classList.remove("saved", "failed");
@@ -44,6 +53,11 @@
       error.hidden = false;
     }
     showProgress();
+  }
+
+  // Leave the page only once every save in flight is acknowledged (leaving would abort them).
+  function go(link) {
+    if (link) Promise.all(rows.map(r => pending.get(r))).then(() => { location.href = link.href; });
   }
 
   function choose(row, value) {
@@ -87,8 +101,8 @@
     let handled = true;
     if (ev.key === "j" || ev.key === "ArrowDown") focusRow(current + 1);
     else if (ev.key === "k" || ev.key === "ArrowUp") focusRow(current - 1);
-    else if (ev.key === "n") { const a = document.getElementById("nextunit"); if (a) location.href = a.href; }
-    else if (ev.key === "p") { const a = document.getElementById("prev"); if (a) location.href = a.href; }
+    else if (ev.key === "n") go(document.getElementById("nextunit"));
+    else if (ev.key === "p") go(document.getElementById("prev"));
     else if (row && row.dataset.kind === "holistic" && /^[0-9]$/.test(ev.key)) {
       const input = row.querySelector("input"); input.focus(); input.value = ""; handled = false;
     }
