@@ -86,9 +86,12 @@ def test_records_are_valid_and_traceable(built, spec):
 def test_hf_datasetdict_loads(built):
     import datasets
 
-    dd = datasets.load_from_disk(str(built / "hf"))
-    assert "train" in dd and dd["train"].num_rows > 0
+    dd = datasets.load_dataset(str(built / "hf"))
+    manifest = json.loads((built / "manifest.json").read_text("utf-8"))
+    assert {s: dd[s].num_rows for s in dd} == {s: n for s, n in manifest["splits"].items() if n}
     assert {"id", "split", "patterns", "conversation", "checklist"} <= set(dd["train"].column_names)
+    first = json.loads((built / "splits" / "train.jsonl").read_text("utf-8").splitlines()[0])
+    assert dd["train"][0] == first  # the typed copy holds exactly the stored record
 
 
 def test_second_run_is_byte_identical_and_resumes_without_calls(spec, built, tmp_path):

@@ -62,7 +62,7 @@ def test_load_dataset_on_the_folder_keeps_the_four_splits_apart(build):
     assert {s: sft[s].num_rows for s in SPLITS} == {s: manifest["sft_samples"][s] for s in SPLITS}
     # one shape: a row as the Hub loads it equals the line in splits/ and the row of the hf/ copy
     first = json.loads((build / "splits" / "train.jsonl").read_text("utf-8").splitlines()[0])
-    assert loaded["train"][0] == first == datasets.load_from_disk(str(build / "hf"))["train"][0]
+    assert loaded["train"][0] == first == datasets.load_dataset(str(build / "hf"))["train"][0]
     assert isinstance(first["char2pattern"], list) and {"char", "patterns"} == set(first["char2pattern"][0])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +18,7 @@ from . import sft
 from .channels import split_channels
 from .composition import card_lines, composition
 from .layout import Build
+from .schema import RECORD, SFT_SAMPLE, arrow_schema, hub_yaml
 from .records import stored_shape
 from .store import write_json, write_text, writing
 from .vetting import verdict_json
@@ -132,51 +133,34 @@ def export(out: Path, *, max_tokens: int | None = None, hf: bool = True) -> dict
     return sample_counts
 
 
-def hf_features():
-    """The Arrow schema of a stored record (records.jsonl, splits/ and hf/ hold the same shape):
-    fixed, so streamed batches agree and the Hub reads the split files as the HF copy."""
-    from datasets import Features, List, Value
-
-    text, texts = Value("string"), List(Value("string"))
-    by_char = List({"char": text, "items": texts})
-    return Features({
-        "background": text, "char2pattern": List({"char": text, "patterns": texts}),
-        "characters": List({"name": text, "about_self": text, "about_others": List({"name": text, "view": text})}),
-        "checklist": by_char,
-        "conversation": List({"action": text, "char": text, "content": text,
-                              "segments": List({"kind": text, "text": text}), "speech": text, "thought": text}),
-        "design_analysis": text, "domain": text, "id": text,
-        "interactions": List({"because": text, "direction": {"from": texts, "to": texts}, "expect": text,
-                              "patterns": texts, "type": text}),
-        "lm": text, "pattern_names": texts, "patterns": texts, "protagonist": text, "situation": text,
-        "split": text,
-        "variation": {"analysis": text, "background": text, "changed_factors": texts, "checklist": by_char}})
-
-
-def _flat_split(out: str, split: str):
-    for record in read_split(Path(out), split):
-        yield stored_shape(record)  # builds from before the one shape held name-keyed maps
-
-
-HF_BATCH = 100  # records per Arrow write: a record is ~20 KB, so memory stays small at any dataset size
+HF_BATCH = 100  # records per Parquet row group: a record is ~20 KB, so memory stays small at any size
 
 
 def save_hf(out: Path) -> None:
-    """`hf/`: a DatasetDict of the non-empty splits, built from splits/ in batches (flat memory)."""
-    import datasets
+    """`hf/data/<split>-00000-of-00001.parquet`: the records of each non-empty split with their
+    Arrow types (`schema.RECORD`), written 100 at a time, so memory stays flat however large the
+    dataset. `datasets.load_dataset("BUILD/hf")` gives a DatasetDict of the splits."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    datasets.disable_progress_bars()
-    features = hf_features()
-    with tempfile.TemporaryDirectory(prefix=".hf-", dir=out) as cache:
-        parts = {}
-        for split in m.SPLITS:
-            digest = _digest(Build(out).split(split))
-            if digest is not None:  # the fingerprint follows the content, so outputs are reproducible
-                parts[split] = datasets.Dataset.from_generator(
-                    _flat_split, features=features, cache_dir=cache, split=datasets.NamedSplit(split),
-                    gen_kwargs={"out": str(out), "split": split}, fingerprint=digest,
-                    writer_batch_size=HF_BATCH)
-        datasets.DatasetDict(parts).save_to_disk(str(Build(out).hf))
+    schema = arrow_schema(RECORD)
+    folder = Build(out).hf / "data"
+    if Build(out).hf.exists():
+        shutil.rmtree(Build(out).hf)  # a copy from an earlier run (or format) is replaced whole
+    for split in m.SPLITS:
+        if _digest(Build(out).split(split)) is None:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{split}-00000-of-00001.parquet"
+        batch = []
+        with pq.ParquetWriter(path, schema) as writer:
+            for record in read_split(out, split):
+                batch.append(stored_shape(record))  # builds from before the one shape held name-keyed maps
+                if len(batch) == HF_BATCH:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    batch = []
+            if batch:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
 def _digest(path: Path) -> str | None:
@@ -230,17 +214,8 @@ def card_metadata(manifest: dict, stats: RecordStats) -> dict:
     return meta
 
 
-def sft_features():
-    """The Arrow schema of an SFT chat sample (`sft/messages_<split>.jsonl`)."""
-    from datasets import Features, List, Value
-
-    text = Value("string")
-    return Features({"id": text, "scenario": text, "split": text, "character": text, "patterns": List(text),
-                     "messages": List({"role": text, "content": text})})
-
-
 def datasets_features_yaml() -> dict[str, list]:
-    return {"default": hf_features()._to_yaml_list(), "sft": sft_features()._to_yaml_list()}
+    return {"default": hub_yaml(RECORD), "sft": hub_yaml(SFT_SAMPLE)}
 
 
 def front_matter(metadata: dict) -> str:
@@ -285,7 +260,7 @@ def dataset_card(manifest: dict, stats: RecordStats, lib: m.Library) -> str:
               "- `records.jsonl`: one scenario per line (patterns, interactions, characters, conversation, checklists, variation)",
               "- `splits/<split>.jsonl`: the records of each split",
               "- `sft/messages_<split>.jsonl` (TRL chat messages), `sft/sharegpt_<split>.json` + `sft/dataset_info.json` (LLaMA-Factory)",
-              "- `hf/`: the same records as a Hugging Face `DatasetDict` (`datasets.load_from_disk`)",
+              "- `hf/`: the same records as typed Parquet files (`datasets.load_dataset(\"BUILD/hf\")`)",
               "- `patterns.json`: the patterns used, with their pattern-level checklists",
               "- `plan.jsonl`, `manifest.json`, `failures.jsonl`", "",
               "## Loading", "",
