@@ -3,7 +3,8 @@
 Routes: `/` what is loaded; `/scenarios` (filters, search, pages); `/b/<k>/s/<id>` a scenario;
 `/patterns`, `/p/<id>`; `/e/<k>` an evaluation; `/e/<k>/samples`; `/e/<k>/x/<sample>` a sample
 with verdicts beside turns; `/compare?a=&b=` two evaluations; `/f/<k>/<path>` a file under
-folder k (nothing outside it); `/static/<name>` the stylesheet and script.
+folder k (nothing outside it); `/static/<name>` the stylesheet and scripts; `/drafts` the drafts of
+`humanllm draft` that are loaded, `/d/<k>/<name>` one draft with its trace.
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import attrs
 
 from ..runtime.records import RecordError, load_record
 from . import index as I
+from .drafts import DraftError, DraftFile, load_page, paper_file
 from .evidence import place
 from .folders import ALIGN_FILES, Folder, read_at
 from .render import STATIC, render
 
-STATIC_FILES = {"view.css": "text/css; charset=utf-8", "sort.js": "text/javascript; charset=utf-8"}
+STATIC_FILES = {"view.css": "text/css; charset=utf-8", "sort.js": "text/javascript; charset=utf-8",
+                "draft.js": "text/javascript; charset=utf-8"}
 CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
@@ -51,6 +54,11 @@ class ViewApp:
     @property
     def builds(self) -> list[Folder]:
         return [f for f in self.folders if f.kind == "build"]
+
+    @property
+    def drafts(self) -> list[tuple[Folder, DraftFile]]:
+        """(folder, DraftFile) for every draft in the folders given."""
+        return [(f, d) for f in self.folders for d in f.drafts]
 
     def db(self) -> sqlite3.Connection:
         """This thread's read-only connection to the index."""
@@ -234,6 +242,27 @@ class ViewApp:
                 groups.append((title, rows))
         return self._render("compare.html", a=a, b=b, metrics=metrics, groups=groups)
 
+    def drafts_page(self, params) -> str:
+        return self._render("drafts.html", drafts=self.drafts)
+
+    def draft(self, params, key: str, name: str) -> str:
+        folder = self.folders[int(key)] if int(key) < len(self.folders) else None
+        found = next((d for d in folder.drafts if d.name == name), None) if folder else None
+        if found is None:
+            raise NotFound(f"no draft {name}")
+        try:
+            page = load_page(found)
+        except DraftError as exc:
+            return self._render("draft.html", folder=folder, d=None, name=name, error=str(exc), paper_links={})
+        links = {}
+        for pid, meta in page.trace["papers"].items():
+            file = meta.get("file") if isinstance(meta, dict) else None
+            if file and not folder.only:
+                target = paper_file(found, page.trace, str(file)).resolve()
+                if target.is_relative_to(folder.root) and target.is_file():
+                    links[pid] = f"/f/{folder.key}/{quote(target.relative_to(folder.root).as_posix())}"
+        return self._render("draft.html", folder=folder, d=page, name=name, error="", paper_links=links)
+
 
 def _minus(y, x):
     return None if x is None or y is None else y - x
@@ -265,6 +294,8 @@ ROUTES: list[tuple[str, Callable]] = [
     (r"/e/(\d+)/samples", ViewApp.samples),
     (r"/e/(\d+)/x/(.+)", ViewApp.sample),
     (r"/compare", ViewApp.compare),
+    (r"/drafts", ViewApp.drafts_page),
+    (r"/d/(\d+)/([^/]+)", ViewApp.draft),
 ]
 
 
@@ -272,9 +303,10 @@ def served_file(app: ViewApp, key: str, rel: str) -> Path:
     """A file under folder `key`, or NotFound (for `..`, links out of the folder, and folders)."""
     if not key.isdigit() or int(key) >= len(app.folders):
         raise NotFound("no such folder")
-    root = app.folders[int(key)].root
+    folder = app.folders[int(key)]
+    root = folder.root
     target = (root / rel).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
+    if not target.is_relative_to(root) or not target.is_file() or (folder.only and target not in folder.only):
         raise NotFound("no such file under the folders given")
     return target
 
@@ -343,7 +375,7 @@ def open_app(paths: list[Path], specs: list[Path] | None = None, cache: Path | N
     """Open the folders, build or reuse their index, load the specs if given.
 
     Raises:
-        FolderError: a folder that is neither a build nor an evaluation.
+        FolderError: a folder that is neither a build, an evaluation nor drafts; a file that is no draft.
         ValueError: specs with errors (the first few, with file:line:col).
     """
     from .folders import open_folder
@@ -359,4 +391,5 @@ def open_app(paths: list[Path], specs: list[Path] | None = None, cache: Path | N
                       for d in result.diagnostics if d.severity == "error"]
             raise ValueError("--specs: " + "; ".join(errors[:5]))
         library = result.library
-    return ViewApp(folders, I.open_index(folders, cache), library)
+    indexed = [f for f in folders if f.kind != "drafts"]  # a draft is read when its page is asked for
+    return ViewApp(folders, I.open_index(indexed, cache), library)

@@ -12,8 +12,10 @@ def add_commands(sub) -> None:
     p = sub.add_parser("view", help="browse builds and evaluations in a local web app",
                        description="Open build folders (from compile) and evaluation folders (from eval) in the browser: "
                                    "scenarios with filters and search, transcripts with verdicts beside turns, patterns, "
-                                   "breakdowns, and two evaluations side by side. Read-only; binds 127.0.0.1 by default.")
-    p.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="build or evaluation folders")
+                                   "breakdowns, two evaluations side by side, and drafts of `humanllm draft` with each sentence's "
+                                   "papers and pointers. Read-only; binds 127.0.0.1 by default.")
+    p.add_argument("folders", nargs="+", type=Path, metavar="DIR",
+                   help="build or evaluation folders, folders of drafts, or a draft (NAME.hpat or NAME.trace.json)")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
