@@ -122,3 +122,13 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> Path:
+    """A small synthetic library (tests/libgen.py) of 24 scenarios, written once per module."""
+    from libgen import library_text
+
+    folder = tmp_path_factory.mktemp("spec")
+    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
+    return folder

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 DIMS = ("extraversion", "agreeableness", "conscientiousness", "emotional_stability", "openness")
 
@@ -74,3 +76,16 @@ def library_text(n_social: int = 12, traits_per_pole: int = 2, scenarios: int = 
 }}
 ''')
     return "\n".join(parts)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file (none if it does not exist)."""
+    text = path.read_text("utf-8") if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def outputs(folder: Path, skip=("work", "cache")) -> dict[str, bytes]:
+    """Every file of a build folder by relative path, but the resume state (what must be equal
+    between two runs that should give the same dataset)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).parts[0] not in skip}

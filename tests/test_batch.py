@@ -17,32 +17,15 @@ from humanllm_dsl.cli import main
 from humanllm_dsl.testing import FakeOpenAIServer
 from humanllm_dsl.testing import openai_server
 from humanllm_dsl.testing.fake_batch import FakeBatchServer
-from libgen import library_text
+from libgen import outputs, read_jsonl
 
 SECRET = "sk-test-never-written-0123456789"
 FAST = ("--batch-wait", "0", "--batch-poll", "0.05")
 
 
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    text = path.read_text("utf-8") if path.exists() else ""
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def outputs(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] not in ("work", "cache")}
 
 
 def args(spec, out, base, *extra):

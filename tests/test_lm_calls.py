@@ -2,7 +2,6 @@
 spent answer attempt, never cached); an answer read back from the cache keeps its tokens."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -10,23 +9,12 @@ from humanllm_dsl.cli import main
 from humanllm_dsl.runtime.backends import NoAnswer
 from humanllm_dsl.runtime.calls import CallPolicy, Limits, is_transient
 from humanllm_dsl.testing import FakeOpenAIServer, Faults
-from libgen import library_text
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
-    return folder
+from libgen import read_jsonl
 
 
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
 
 
 def compile_args(spec, out, server, *extra):

@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray")  # the CI installs the `ray` extra (scripts/tes
 
 from humanllm_dsl.cli import main  # noqa: E402
 from humanllm_dsl.testing import FakeOpenAIServer  # noqa: E402
-from libgen import library_text  # noqa: E402
+from libgen import library_text, outputs  # noqa: E402
 
 STAGES = ("scenarios", "conversations", "checklists")
 
@@ -30,11 +30,6 @@ def spec(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("spec")
     (folder / "lib.hpat").write_text(library_text(scenarios=12), encoding="utf-8")
     return folder
-
-
-def outputs(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] not in ("work", "cache")}
 
 
 def work_lines(folder: Path, stage: str) -> list[bytes]:

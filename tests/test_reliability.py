@@ -19,17 +19,10 @@ from humanllm_dsl.cli import EXIT_CODES, main
 from humanllm_dsl.redact import redact
 from humanllm_dsl.runtime import store
 from humanllm_dsl.testing import FakeOpenAIServer, Faults
-from libgen import library_text
+from libgen import library_text, outputs
 
 SECRET = "sk-live-0123456789abcdefABCDEF"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -39,11 +32,6 @@ def api_key(monkeypatch):
 
 def compile_args(spec, out, *extra):
     return ["compile", str(spec), "-o", str(out), "--no-progress", *extra]
-
-
-def outputs(folder: Path, skip=("work", "cache")) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] not in skip}
 
 
 def no_secret_in(folder: Path) -> bool:

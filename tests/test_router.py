@@ -10,7 +10,7 @@ from humanllm_dsl.cli import main
 from humanllm_dsl.runtime.backends import LMSpec
 from humanllm_dsl.runtime.lmconfig import ConfigError, load_config
 from humanllm_dsl.testing import FakeOpenAIServer, Faults
-from libgen import library_text
+from libgen import library_text, outputs
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,6 @@ def spec(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-router-0123456789")
-
-
-def outputs(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] not in ("work", "cache")}
 
 
 def config(tmp_path: Path, *bases: str) -> Path:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,31 +15,14 @@ from humanllm_dsl.cli import main
 from humanllm_dsl.runtime.calls import CallPolicy, Limits, TokenBucket
 from humanllm_dsl.runtime.lmconfig import ConfigError, load_config
 from humanllm_dsl.testing import FakeOpenAIServer, Faults
-from libgen import library_text
+from libgen import outputs, read_jsonl
 
 SECRET = "sk-test-never-written-0123456789"
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    text = path.read_text("utf-8") if path.exists() else ""
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def outputs(folder: Path, skip=("work", "cache")) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] not in skip}
 
 
 def compile_args(spec, out, *extra):
