@@ -146,9 +146,8 @@ def cmd_dump(args) -> int:
     return EXIT_OK
 
 
-def cmd_list(args) -> int:
-    from ..browse import list_patterns
-
+def _browsable(args):
+    """The library `list` and `show` browse (a warning does not stop them), or an exit code."""
     paths = _paths(args)
     if paths is None:
         return EXIT_USAGE
@@ -156,18 +155,21 @@ def cmd_list(args) -> int:
     if result.library is None:
         print_diagnostics(result)
         return EXIT_SPEC
+    return result.library
+
+
+def cmd_list(args) -> int:
+    from ..browse import list_patterns
+
+    library = _browsable(args)
+    if isinstance(library, int):
+        return library
     shape = "json" if args.json else "plain" if args.plain else "table"
-    return list_patterns(result.library, family=args.family, dimension=args.dimension, pole=args.pole, shape=shape)
+    return list_patterns(library, family=args.family, dimension=args.dimension, pole=args.pole, shape=shape)
 
 
 def cmd_show(args) -> int:
     from ..browse import show_pattern
 
-    paths = _paths(args)
-    if paths is None:
-        return EXIT_USAGE
-    result = check_paths(paths, stdlib=use_stdlib(args))
-    if result.library is None:
-        print_diagnostics(result)
-        return EXIT_SPEC
-    return show_pattern(result.library, args.pattern)
+    library = _browsable(args)
+    return library if isinstance(library, int) else show_pattern(library, args.pattern)
