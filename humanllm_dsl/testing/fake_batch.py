@@ -286,18 +286,14 @@ def main(argv=None) -> None:
     """`python -m humanllm_dsl.testing.fake_batch --port 8001 --delay 5`: serve until killed."""
     import argparse
 
+    from .serve import serve_until_killed
+
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each batch stays in progress")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    with FakeBatchServer(delay=args.delay, seed=args.seed, port=args.port) as server:
-        print(server.base_url, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    serve_until_killed(FakeBatchServer(delay=args.delay, seed=args.seed, port=args.port))
 
 
 if __name__ == "__main__":

@@ -184,7 +184,8 @@ class FakeOpenAIServer:
 def main(argv=None) -> None:
     """`python -m humanllm_dsl.testing --port 8000 --latency 0.2`: serve until killed."""
     import argparse
-    import time
+
+    from .serve import serve_until_killed
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
@@ -195,13 +196,7 @@ def main(argv=None) -> None:
                             help=f"probability of a `{kind}` fault per request")
     args = parser.parse_args(argv)
     faults = Faults(**{kind: getattr(args, kind) for kind in FAULT_KINDS})
-    with FakeOpenAIServer(latency=args.latency, faults=faults, seed=args.seed, port=args.port) as server:
-        print(server.base_url, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    serve_until_killed(FakeOpenAIServer(latency=args.latency, faults=faults, seed=args.seed, port=args.port))
 
 
 if __name__ == "__main__":
