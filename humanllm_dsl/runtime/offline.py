@@ -160,7 +160,7 @@ def _scenario(inputs: dict, rng: random.Random) -> dict:
             "about_others": {o: f"{name} sees {o} as {rng.choice(['reliable', 'hard to read', 'a rival', 'an old friend', 'well-meaning but pushy', 'someone to impress'])}."
                              for o in names if o != name},
         })
-    background = (f"{situation} {domain}. It is {rng.choice(['early morning', 'a rainy afternoon', 'late evening', 'a busy weekday'])} "
+    background = (f"{situation} {domain.rstrip('.')}. It is {rng.choice(['early morning', 'a rainy afternoon', 'late evening', 'a busy weekday'])} "
                   f"and {', '.join(names[:-1])} and {names[-1]} have to settle something that matters to all of them.")
     return {"design_analysis": "\n".join(lines), "background": background, "characters": characters,
             "protagonist": protagonist, "char2pattern": char2pattern}
