@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -15,6 +18,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # everything, which with the standard library would mean its 244 patterns too (other plans, other
 # counts). Tests of the standard library remove this (monkeypatch.delenv) and run as users do.
 os.environ.setdefault("HUMANLLM_NO_STDLIB", "1")
+# `datasets.load_dataset` caches a local folder by its name and file patterns: two test builds in
+# folders of the same name (tmp paths repeat across sessions) would read each other's cache. Each
+# session gets its own cache, removed at exit.
+_HF_CACHE = tempfile.mkdtemp(prefix="humanllm-tests-hf-")
+os.environ["HF_DATASETS_CACHE"] = _HF_CACHE
+atexit.register(shutil.rmtree, _HF_CACHE, ignore_errors=True)
 
 import pytest
 from hypothesis import settings
