@@ -200,7 +200,7 @@ def assert_clean_failure(text: str) -> None:
         parse_text(text, FILE)
     except HpatError as exc:
         assert exc.diagnostics, "an HpatError must carry diagnostics"
-        lines = text.split("\n")
+        lines = re.split(r"\r\n|\r|\n", text)  # the parser reads CR, LF and CRLF as line ends, as files do
         for d in exc.diagnostics:
             assert d.line >= 1 and d.column >= 1, d
             assert d.line <= len(lines) + 1, d
