@@ -12,10 +12,10 @@ import pytest
 ray = pytest.importorskip("ray")  # the CI installs the `ray` extra (scripts/test.sh), so this runs there
 
 from humanllm_dsl.cli import main  # noqa: E402
+from humanllm_dsl.runtime.stages import WORK_STAGES  # noqa: E402
 from humanllm_dsl.testing import FakeOpenAIServer  # noqa: E402
 from libgen import library_text, outputs  # noqa: E402
 
-STAGES = ("scenarios", "conversations", "checklists")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,7 +42,7 @@ def compile_args(spec, out, *extra):
 
 def assert_same_run(ray_out: Path, local_out: Path) -> None:
     assert outputs(ray_out) == outputs(local_out)
-    for stage in STAGES:
+    for stage in WORK_STAGES:
         assert work_lines(ray_out, stage) == work_lines(local_out, stage)
 
 

@@ -15,6 +15,7 @@ from humanllm_dsl.cli import main
 from humanllm_dsl.runtime.calls import CallPolicy, Limits, TokenBucket
 from humanllm_dsl.runtime.lmconfig import ConfigError, load_config
 from humanllm_dsl.testing import FakeOpenAIServer, Faults
+from humanllm_dsl.runtime.stages import WORK_STAGES
 from libgen import outputs, read_jsonl
 
 SECRET = "sk-test-never-written-0123456789"
@@ -48,8 +49,8 @@ def test_faulty_server_run_completes_without_loss_or_duplicates(spec, tmp_path):
     assert len(ids) == len(set(ids))  # nothing duplicated
     assert {f["id"] for f in failures}.isdisjoint(ids)
     assert set(ids) | {f["id"] for f in failures} == {p["id"] for p in plan}  # nothing lost
-    assert all(f["reason"] and f["stage"] in ("scenarios", "conversations", "checklists") for f in failures)
-    for stage in ("scenarios", "conversations", "checklists"):
+    assert all(f["reason"] and f["stage"] in WORK_STAGES for f in failures)
+    for stage in WORK_STAGES:
         lines = read_jsonl(out / "work" / f"{stage}.jsonl")
         assert len(lines) == len({row["id"] for row in lines})
     # bounded: at most max_attempts outputs x (1 + max_retries) sends for each of the 4 programs
@@ -204,7 +205,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(spec,
     assert killed_with_partial_work >= 2
     subprocess.run(_compile_cmd(spec, out), check=True, env=env, capture_output=True)
     assert outputs(out) == outputs(reference)
-    for stage in ("scenarios", "conversations", "checklists"):
+    for stage in WORK_STAGES:
         ids = [row["id"] for row in read_jsonl(out / "work" / f"{stage}.jsonl")]
         assert len(ids) == len(set(ids)) == 240
 
@@ -349,7 +350,7 @@ def test_workers_write_what_one_process_writes(spec, tmp_path):
     assert main(compile_args(spec, one)) == 0
     assert main(compile_args(spec, two, "--workers", "2")) == 0
     assert outputs(two) == outputs(one)
-    for stage in ("scenarios", "conversations", "checklists"):
+    for stage in WORK_STAGES:
         lines = (two / "work" / f"{stage}.jsonl").read_bytes().splitlines()
         assert sorted(lines) == sorted((one / "work" / f"{stage}.jsonl").read_bytes().splitlines())
 
