@@ -10,7 +10,8 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from ..runtime.calls import CallPolicy, TruncatedOutput, is_transient
-from ..runtime.pipeline import LMUnavailable, _is_fatal, _is_lm_error, _short, plain
+from ..runtime.errors import call_failed, describe, is_fatal, is_lm_error
+from ..runtime.pipeline import LMUnavailable, plain, truncated_problems
 from ..runtime.validate import feedback_for, problems_of
 
 
@@ -30,16 +31,16 @@ class Asker:
                 out = await self.policy.run(lambda: program.acall(**call), tokens=tokens)
             except TruncatedOutput as exc:
                 self.reached_lm = True
-                problems = [f"{exc}; answer more briefly"]
+                problems = truncated_problems(exc)
             except (AdapterParseError, ValueError, KeyError, TypeError) as exc:  # an answer in the wrong shape
                 self.reached_lm = True
                 problems = problems_of(exc)
             except Exception as exc:  # noqa: BLE001 - LM failures the policy gave up on are sorted here
-                if not _is_lm_error(exc):
+                if not is_lm_error(exc):
                     raise
-                if _is_fatal(exc) or (not self.reached_lm and is_transient(exc)):
-                    raise LMUnavailable(f"{type(exc).__name__}: {_short(exc, 600)}") from exc
-                return None, [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
+                if is_fatal(exc) or (not self.reached_lm and is_transient(exc)):
+                    raise LMUnavailable(describe(exc, 600)) from exc
+                return None, [call_failed(exc)]
             else:
                 self.reached_lm = True
                 result = plain(out)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 
 from ..compiler.programs import coerce_item, coerce_score
+from ..runtime.errors import call_failed, describe
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _SECTION = re.compile(r"\[\[\s*##\s*(\w+)\s*##\s*\]\]\s*(.*?)(?=\[\[\s*##|\Z)", re.S)
@@ -203,7 +204,7 @@ def attempt(call: Callable[[str, dict], object], check: Callable[[object], dict]
         except errors as exc:
             if is_transient(exc):
                 return {"status": "failed", "attempts": k, "transport": True,
-                        "reason": f"the LM call failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+                        "reason": call_failed(exc)}
             raw = _raw_answer(exc)
             if rescue is not None and raw:
                 try:
@@ -211,7 +212,7 @@ def attempt(call: Callable[[str, dict], object], check: Callable[[object], dict]
                 except VerdictError as inner:
                     reason = f"the answer could not be parsed: {inner}"
             else:
-                reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                reason = describe(exc)
         feedback = f"Your previous answer was rejected: {reason}. Answer again, following the format exactly."
     return {"status": "failed", "attempts": max_attempts, "reason": reason}
 

@@ -30,6 +30,7 @@ from ..compiler import programs as P
 from ..compiler.plan import Plan, Slot
 from . import validate
 from .calls import CallPolicy, TruncatedOutput, is_transient
+from .errors import call_failed, describe, is_fatal, is_lm_error, is_unexpected
 from .export import declared_interactions, interaction_json
 from .names import candidate_names
 from .records import FailureRow, Usage, dump_row, load_row
@@ -172,11 +173,11 @@ class Generator:
                 self.reached_lm = True
                 problems = validate.problems_of(exc)
             except Exception as exc:  # noqa: BLE001 - transient failures the policy gave up on
-                if not _is_lm_error(exc):
+                if not is_lm_error(exc):
                     raise
-                if _is_fatal(exc) or (not self.reached_lm and (is_transient(exc) or _is_unexpected(exc))):
-                    raise LMUnavailable(f"{type(exc).__name__}: {_short(exc, 600)}") from exc
-                problems = [f"the LM call failed: {type(exc).__name__}: {_short(exc)}"]
+                if is_fatal(exc) or (not self.reached_lm and (is_transient(exc) or is_unexpected(exc))):
+                    raise LMUnavailable(describe(exc, 600)) from exc
+                problems = [call_failed(exc)]
             else:
                 self.reached_lm = True
             row = self.settle(task, out, problems)
@@ -246,32 +247,9 @@ def truncated_problems(exc: TruncatedOutput) -> list[str]:
     return [f"{exc}; answer more briefly"]
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 class LMUnavailable(RuntimeError):
     """The LM cannot be used at all (no key, bad model name, unreachable before any answer):
     the run stops instead of recording every scenario as failed."""
-
-
-def _is_fatal(exc: BaseException) -> bool:
-    from dspy.utils.exceptions import (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError,
-                                       LMUnsupportedModelError)
-    return isinstance(exc, (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError,
-                            LMUnsupportedModelError))
-
-
-def _is_unexpected(exc: BaseException) -> bool:
-    """An engine that raised instead of answering (a local model that does not load, say)."""
-    from dspy.utils.exceptions import LMUnexpectedError
-    return isinstance(exc, LMUnexpectedError)
-
-
-def _is_lm_error(exc: BaseException) -> bool:
-    from dspy.utils.exceptions import LMError
-    return isinstance(exc, (LMError, TimeoutError))
 
 
 def _count_tokens(tracker, usage: Usage) -> None:
