@@ -9,6 +9,7 @@ from ..compiler.loader import UsageError, check_paths
 from ..runtime.stages import EXPORT, PLAN, STAGES
 from .common import (DISK_FULL, EXIT_FAILURES, EXIT_OK, EXIT_SPEC, InputError, add_stdlib_option, print_diagnostics,
                      progress_mode, use_stdlib)
+from .executor import add_executor_options
 
 
 def add_commands(sub) -> None:
@@ -44,13 +45,7 @@ def add_commands(sub) -> None:
     limits.add_argument("--workers", type=int, default=1, metavar="N",
                         help="generate in N processes (default 1); helps only when one process's CPU is the limit, "
                              "e.g. a fast local server with many calls in flight")
-    limits.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="where slots are generated: `local` (this machine, --workers processes) or `ray` "
-                             "(--workers Ray workers, each with its own LM; needs humanllm[ray]); the output "
-                             "folder is written here either way")
-    limits.add_argument("--ray-address", metavar="ADDR",
-                        help="the Ray cluster for --executor ray (e.g. ray://head:10001 or auto; default: a local "
-                             "Ray instance)")
+    add_executor_options(limits, local="this machine, --workers processes", workers="--workers")
     limits.add_argument("--timeout", type=float, metavar="S", help="seconds before a call is abandoned and resent (default 120)")
     limits.add_argument("--max-attempts", type=int, default=3, metavar="K",
                         help="tries per output (with the problems as feedback) before it goes to failures.jsonl (default 3)")

@@ -12,6 +12,7 @@ from ..compiler.model import TRAIN_SPLIT
 from ..runtime.stages import JUDGE_PROGRAMS, OFFLINE
 from ..trackers import TRACKERS, flat_metrics, log_metrics, require
 from .common import EXIT_OK, add_specs_option, progress_mode, spec_paths, use_stdlib
+from .executor import add_executor_options
 
 EVAL_EPILOG = """\
 MODEL and --judge take `offline` (the deterministic engine: placeholder numbers, no network),
@@ -78,6 +79,11 @@ def add_commands(sub) -> None:
                    help="judge tries per verdict set before it is recorded as failed (default 3)")
     p.add_argument("--max-tokens", type=int, default=300, metavar="T", help="cap on each generated turn (default 300)")
     add_call_options(p)
+    where = p.add_argument_group("where rollouts and judge runs happen")
+    add_executor_options(where, local="this process, --concurrency calls at once", workers="--ray-workers")
+    where.add_argument("--ray-workers", type=int, metavar="N",
+                       help="Ray workers for --executor ray (default 1); --concurrency, --rpm and --tpm are shared "
+                            "out among them")
     p.add_argument("--ipe-average", default="pooled", choices=IPE_AVERAGES,
                    help="how a character's IPE averages its patterns' items: pooled (all items in one mean, "
                         "the default) or pattern (the mean of each pattern's item mean); in results.json")
@@ -182,7 +188,8 @@ def cmd_eval(args) -> int:
         limit=args.limit, holistic=not args.no_holistic, programs=tuple(args.program),
         progress=progress_mode(args.no_progress),
         report=not args.no_report, examples=args.examples, cache=not args.no_cache, cache_dir=args.cache_dir,
-        ipe_average=args.ipe_average)
+        ipe_average=args.ipe_average, executor=args.executor, ray_address=args.ray_address,
+        ray_workers=args.ray_workers)
     results = evaluate(options)
     log_metrics(args.report_to, args.out, flat_metrics(results), run_name=f"eval {args.out.name}",
                 config={"model": args.model, "judge": args.judge, "split": args.split, "runs": args.runs})

@@ -17,8 +17,7 @@ command resumes (finished rollouts and verdicts cost no LM call; failed ones are
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
@@ -26,11 +25,8 @@ import attrs
 from ..runtime.stages import OFFLINE
 from ..runtime.store import JsonFileError, JsonlStore, read_json_object, write_json
 from . import data as D
-from . import judge as J
-from . import rollout as R
 from .results import build_results, examples, write_scores_csv
-
-REFERENCE = "reference"  # --model reference: judge the build's own conversations
+from .work import HOLISTIC, JUDGE, ROLLOUT, JudgeJob
 
 
 class EvalUsageError(Exception):
@@ -64,6 +60,9 @@ class EvalOptions:
     cache: bool = True
     cache_dir: Path | None = None  # default: OUT/cache
     ipe_average: str = "pooled"  # or "pattern": see scores.sample_score
+    executor: str = "local"  # or "ray": rollouts and judge runs on Ray workers (ray_eval.py)
+    ray_address: str | None = None  # default: a local Ray instance
+    ray_workers: int | None = None  # Ray workers (None: 1)
 
     def limits(self):
         from ..runtime.calls import Limits
@@ -116,25 +115,6 @@ def load_judges(paths: Iterable[Path]) -> dict:
     return judges
 
 
-def _parallel(fn: Callable, jobs: list, workers: int, done: Callable[[object], None], context: dict) -> None:
-    """Run `fn(job)` for every job with `workers` threads under `dspy.context(**context)`;
-    `done(result)` runs in this thread as each finishes (so stores are written from one thread)."""
-    import dspy
-
-    def wrapped(job):
-        with dspy.context(**context):
-            return fn(job)
-
-    if workers <= 1:
-        for job in jobs:
-            done(wrapped(job))
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(wrapped, job) for job in jobs]
-        for future in as_completed(futures):
-            done(future.result())
-
-
 def no_samples_message(build: Path, splits: tuple[str, ...]) -> str:
     """Why an evaluation has nothing to judge, and how to get samples."""
     counts = []
@@ -154,13 +134,7 @@ def evaluate(o: EvalOptions) -> dict:
     Args:
         o: the options (see `humanllm eval --help`).
     """
-    import dspy
-
-    from ..runtime.adapter import FastChatAdapter
-    from ..runtime.backends import configure_cache
-    from ..runtime.calls import CallPolicy, UsageMeter
     from ..runtime.progress import Progress
-    from .lms import make_lm
     from .scores import IPE_AVERAGES
 
     if o.runs < 1:
@@ -168,9 +142,10 @@ def evaluate(o: EvalOptions) -> dict:
     if o.ipe_average not in IPE_AVERAGES:
         raise EvalUsageError(f"--ipe-average must be one of {', '.join(IPE_AVERAGES)}, not `{o.ipe_average}`")
     try:
-        limits = o.limits()
+        o.limits()
     except ValueError as exc:
         raise EvalUsageError(str(exc)) from None
+    _check_executor(o)
     splits = D.splits_for(o.split)
     patterns = D.load_patterns(o.build)
     samples = D.samples_of(D.load_records(o.build, splits), patterns)
@@ -183,28 +158,24 @@ def evaluate(o: EvalOptions) -> dict:
     check_identity(o)
     started = time.perf_counter()
     stores = {name: JsonlStore(o.out / f"{name}.jsonl") for name in ("rollouts", "verdicts", "holistic", "failures")}
-    adapter = FastChatAdapter()
-    policy, meter = CallPolicy(limits), UsageMeter()
-    if {o.model, o.judge} - {OFFLINE, REFERENCE}:
-        configure_cache(o.cache_dir or o.out / "cache", o.cache)
+    executor = None
     try:
-        judge_lm = _through(make_lm(o.judge, o.seed, o.judge_api_base), policy, meter)
-        model_lm = None if o.model == REFERENCE else (judge_lm if (o.model, o.api_base) == (o.judge, o.judge_api_base)
-                                                      else _through(make_lm(o.model, o.seed, o.api_base, o.max_tokens),
-                                                                    policy, meter))
+        executor = _executor(o, judges)
         kinds = ("rollouts", "judge") + (("holistic",) if o.holistic else ())
         totals = {"rollouts": len(samples), "judge": len(samples) * o.runs, "holistic": len(samples) * o.runs}
         with Progress(kinds, {k: totals[k] for k in kinds}, _done(o, samples, stores, kinds), mode=o.progress) as bar:
             def advance(stage: str) -> None:
-                bar.advance(stage, meter, policy.in_flight, policy.transient_retries)
+                usage = executor.usage()
+                bar.advance(stage, usage, usage.in_flight, usage.transient_retries)
 
-            _rollouts(o, samples, stores, model_lm, advance, adapter)
-            _judge_all(o, samples, stores, judges, judge_lm, advance, adapter)
+            _rollouts(samples, stores, executor, advance)
+            _judge_all(o, samples, stores, executor, advance)
+        usage = executor.usage().as_dict()
     finally:
-        policy.close()
+        if executor is not None:
+            executor.close()
         for store in stores.values():
             store.close()
-    usage = {**meter.as_dict(), "transient_retries": policy.transient_retries}
     results = build_results(o, splits, samples, patterns, stores, time.perf_counter() - started, usage)
     write_json(o.out / "results.json", results)
     write_scores_csv(o.out / "scores.csv", samples, stores, o.runs, o.ipe_average)
@@ -214,10 +185,30 @@ def evaluate(o: EvalOptions) -> dict:
     return results
 
 
-def _through(lm, policy, meter):
-    """The LM with every call going through the run's call policy and counted in its meter."""
-    lm.policy, lm.meter = policy, meter
-    return lm
+def _check_executor(o: EvalOptions) -> None:
+    """Refuse executor options that cannot work, before any output is written (Ray missing too)."""
+    if o.executor not in ("local", "ray"):
+        raise EvalUsageError(f"--executor must be local or ray, not `{o.executor}`")
+    for flag, value in (("--ray-address", o.ray_address), ("--ray-workers", o.ray_workers)):
+        if value is not None and o.executor != "ray":
+            raise EvalUsageError(f"{flag} needs --executor ray")
+    if o.ray_workers is not None and o.ray_workers < 1:
+        raise EvalUsageError("--ray-workers must be at least 1")
+    if o.executor == "ray":
+        from ..runtime.ray_executor import import_ray
+
+        import_ray()
+
+
+def _executor(o: EvalOptions, judges: dict):
+    """Where the rollouts and judge runs happen: this process, or Ray workers (`--executor ray`)."""
+    if o.executor == "ray":
+        from .ray_eval import RayExecutor
+
+        return RayExecutor(o, judges)
+    from .work import LocalExecutor
+
+    return LocalExecutor(o, judges)
 
 
 def _done(o, samples, stores, kinds) -> dict[str, int]:
@@ -229,60 +220,31 @@ def _done(o, samples, stores, kinds) -> dict[str, int]:
     return {k: done[k] for k in kinds}
 
 
-def _rollouts(o, samples, stores, lm, advance, adapter) -> None:
+def _rollouts(samples, stores, executor, advance) -> None:
     store, failures = stores["rollouts"], stores["failures"]
-    todo = [s for s in samples if s.id not in store]
-    errors = J.call_errors()
-
-    def one(sample):
-        if lm is None:
-            return sample, R.reference_rollout(sample), None
-        try:
-            return sample, R.rollout(sample, lm, max_tokens=o.max_tokens, seed=o.seed), None
-        except errors as exc:
-            return sample, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
     def done(result):
-        sample, row, reason = result
+        sample_id, row, reason = result
         if row is None:
-            failures.append({"id": f"rollout:{sample.id}", "stage": "rollout", "sample": sample.id, "reason": reason})
+            failures.append({"id": f"rollout:{sample_id}", "stage": "rollout", "sample": sample_id, "reason": reason})
         else:
             store.append(row)
         advance("rollouts" if row is not None else "failures")
 
-    _parallel(one, todo, o.concurrency, done, {"lm": lm, "adapter": adapter} if lm else {})
+    executor.map(ROLLOUT, [s for s in samples if s.id not in store], done)
 
 
-def _judge_all(o, samples, stores, judges, lm, advance, adapter) -> None:
+def _judge_all(o, samples, stores, executor, advance) -> None:
     rollouts = stores["rollouts"]
     ready = [s for s in samples if s.id in rollouts]
-    kinds = [("verdicts", "judge")] + ([("holistic", "holistic")] if o.holistic else [])
-    for store_name, label in kinds:
+    kinds = [("verdicts", JUDGE)] + ([("holistic", HOLISTIC)] if o.holistic else [])
+    for store_name, kind in kinds:
         store = stores[store_name]
-        jobs = [(s, r) for r in range(1, o.runs + 1) for s in ready
+        jobs = [JudgeJob(kind, s, r, rollouts.get(s.id)["turns"]) for r in range(1, o.runs + 1) for s in ready
                 if (store.get(f"{s.id}#{r}") or {}).get("status") != "ok"]
-        program = judges[label]
 
-        def one(job, label=label, program=program):
-            sample, run = job
-            turns = rollouts.get(sample.id)["turns"]
-            text = R.transcript(turns, sample.character)
-            base = {"id": f"{sample.id}#{run}", "sample": sample.id, "run": run, "split": sample.split,
-                    "character": sample.character, "record": sample.record_id}
-            if label == "judge":
-                out = J.judge_checklist(program, sample.character, text, [i.text for i in sample.items],
-                                        base_id=f"{sample.id}/judge/run{run}", max_attempts=o.max_attempts)
-                items = [{"kind": i.kind, "pattern": i.pattern, "text": i.text} for i in sample.items]
-                extra = {"items": items}
-                if out["status"] == "ok":
-                    extra["grounded"] = list(J.evidence_grounded(out["verdicts"], text))
-                return {**base, **out, **extra}
-            out = J.judge_holistic(program, sample.character, J.profile_text(sample.record, sample.character), text,
-                                   base_id=f"{sample.id}/holistic/run{run}", max_attempts=o.max_attempts)
-            return {**base, **out}
-
-        def done(row, store=store, label=label):
+        def done(row, store=store, kind=kind):
             store.append(row)
-            advance(label if row["status"] == "ok" else "failures")
+            advance(kind if row["status"] == "ok" else "failures")
 
-        _parallel(one, jobs, o.concurrency, done, {"lm": lm, "adapter": adapter})
+        executor.map(kind, jobs, done)

@@ -21,6 +21,7 @@ import os
 import queue
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -99,15 +100,6 @@ class SlotWorker:
 def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str | None = None) -> Usage:
     """Generate `slot_ids` on `workers` Ray workers; the limits are shared out among them.
     Returns the run's usage."""
-    ray = _ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=True,
-                     runtime_env={"env_vars": _forwarded_env(job)})
-        except ConnectionError as exc:
-            raise RayUnavailable(f"--ray-address {address}: cannot reach the Ray cluster: {exc}") from None
-    _check_room(ray, job, workers, started_here)
     limits = job.config.limits
     share = attrs.evolve(limits, concurrency=max(1, math.ceil(limits.concurrency / workers)),
                          rpm=limits.rpm / workers if limits.rpm else None,
@@ -117,89 +109,41 @@ def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str 
     out = job.options.out
     durable = any(job.config.for_program(p).model != "offline" for p in GENERATION_PROGRAMS)
     stages = work_stages(job.options.stage)
-    stores = {stage: JsonlStore(Build(out).work(stage), durable=durable) for stage in stages}
-    failures = JsonlStore(Build(out).failures)
-    actor = _actor_class(ray, job)
-    actors = [actor.options(runtime_env={"env_vars": _forwarded_env(job)}).remote(worker_job) for _ in range(workers)]
-    events: queue.Queue = queue.Queue()
-    threads = []
-    for k, handle in enumerate(actors):
-        share_ids = slot_ids[k::workers]
-        done = {stage: {i: stores[stage].get(i) for i in share_ids if i in stores[stage]} for stage in stages}
-        stream = handle.run.options(num_returns="streaming").remote(share_ids, done)
-        threads.append(threading.Thread(target=_pump, args=(ray, stream, k, events), daemon=True))
-    for thread in threads:
-        thread.start()
-    latest = {k: Usage() for k in range(workers)}
-    running, errors = set(range(workers)), []
-    try:
-        while running:
-            kind, k, *rest = events.get()
+    gpu = _needs_gpu(job)
+    env = forwarded_env(spec.api_key_env for spec in (job.config.lm, *job.config.programs.values()))
+    with session(address, env) as ray:
+        check_room(ray, gpu, workers, "--workers")
+        stores = {stage: JsonlStore(Build(out).work(stage), durable=durable) for stage in stages}
+        failures = JsonlStore(Build(out).failures)
+        actors = start_actors(ray, SlotWorker, gpu, env, [(worker_job,)] * workers)
+        latest = {k: Usage() for k in range(workers)}
+
+        def on_event(k: int, event: tuple) -> None:
+            kind, *rest = event
             if kind == "row":
                 stage, row, usage = rest
                 latest[k] = Usage(**usage)
                 (failures if stage == "failures" else stores[stage]).append(row)
                 progress.advance(stage, _sum(latest.values()), 0, 0)
-            elif kind == "done":
+            else:  # "done", with the worker's final usage
                 latest[k] = Usage(**rest[0])
-                running.discard(k)
-            else:  # "error": the worker's exception, as Ray raised it here
-                running.discard(k)
-                errors.append(rest[0])
-    except KeyboardInterrupt:
-        for handle in actors:
-            ray.kill(handle)
-        raise
-    finally:
-        for store in (*stores.values(), failures):
-            store.close()
-        if started_here:
-            ray.shutdown()
-    for error in errors:
-        cause = getattr(error, "cause", None)
-        if isinstance(cause, (LMUnavailable, OSError)):
-            raise cause
-    if errors:
-        raise WorkerFailed(f"a Ray worker failed: {errors[0]}")
+
+        streams = []
+        for k, handle in enumerate(actors):
+            share_ids = slot_ids[k::workers]
+            done = {stage: {i: stores[stage].get(i) for i in share_ids if i in stores[stage]} for stage in stages}
+            streams.append(handle.run.options(num_returns="streaming").remote(share_ids, done))
+        try:
+            errors = drain(ray, actors, streams, on_event)
+        finally:
+            for store in (*stores.values(), failures):
+                store.close()
+    raise_worker_errors(errors, (LMUnavailable, OSError))
     return _sum(latest.values())
-
-
-def _pump(ray, stream, k: int, events: queue.Queue) -> None:
-    """Move one worker's streamed events onto the driver's queue (ends with "done" or "error")."""
-    try:
-        for ref in stream:
-            event = ray.get(ref)
-            events.put((event[0], k, *event[1:]))
-    except Exception as exc:  # noqa: BLE001 - handed to the driver, which reports it
-        events.put(("error", k, exc))
-
-
-def _actor_class(ray, job: Job):
-    """SlotWorker as a Ray actor: one GPU when a program runs an `hf:` model, else one CPU."""
-    gpu = _needs_gpu(job)
-    return ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_restarts=0)(SlotWorker)
 
 
 def _needs_gpu(job: Job) -> bool:
     return any(job.config.for_program(p).model.startswith(HF_PREFIX) for p in GENERATION_PROGRAMS)
-
-
-def _check_room(ray, job: Job, workers: int, started_here: bool) -> None:
-    """Each worker holds a GPU (`hf:` models) or a CPU for the whole run: more workers than the
-    cluster has would wait for ever, so say so instead."""
-    kind = "GPU" if _needs_gpu(job) else "CPU"
-    have = int(ray.cluster_resources().get(kind, 0))
-    if workers > have:
-        if started_here:
-            ray.shutdown()
-        raise RayUnavailable(f"--workers {workers}: each Ray worker takes a {kind}, and the Ray cluster has "
-                             f"{have}; use --workers {max(1, have)} or a larger cluster")
-
-
-def _forwarded_env(job: Job) -> dict[str, str]:
-    names = {spec.api_key_env for spec in (job.config.lm, *job.config.programs.values()) if spec.api_key_env}
-    names |= {k for k in os.environ if k.endswith(("_API_KEY", "_API_BASE"))} | {"LITELLM_LOCAL_MODEL_COST_MAP"}
-    return {k: os.environ[k] for k in sorted(names) if k in os.environ}
 
 
 def _sum(usages) -> Usage:
@@ -209,7 +153,98 @@ def _sum(usages) -> Usage:
     return total
 
 
-def _ray():
+# The pieces every Ray executor (compile's here, eval's in evaluate/ray_eval.py) is made of.
+
+@contextmanager
+def session(address: str | None, env: dict[str, str]):
+    """Ray, connected to the cluster at `address` (default: a local instance started here, and
+    stopped on leaving); `env` goes into the workers' environment."""
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True, runtime_env={"env_vars": env})
+        except ConnectionError as exc:
+            raise RayUnavailable(f"--ray-address {address}: cannot reach the Ray cluster: {exc}") from None
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def check_room(ray, gpu: bool, workers: int, flag: str) -> None:
+    """Each worker holds a GPU (`hf:` models) or a CPU for the whole run: more workers than the
+    cluster has would wait for ever, so say so instead (`flag`: the option that set `workers`)."""
+    kind = "GPU" if gpu else "CPU"
+    have = int(ray.cluster_resources().get(kind, 0))
+    if workers > have:
+        raise RayUnavailable(f"{flag} {workers}: each Ray worker takes a {kind}, and the Ray cluster has "
+                             f"{have}; use {flag} {max(1, have)} or a larger cluster")
+
+
+def start_actors(ray, cls, gpu: bool, env: dict[str, str], args: list[tuple]) -> list:
+    """One actor of `cls` per entry of `args` (its constructor's arguments): each holds one GPU
+    when it runs an `hf:` model, else one CPU."""
+    actor = ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_restarts=0)(cls)
+    return [actor.options(runtime_env={"env_vars": env}).remote(*given) for given in args]
+
+
+def drain(ray, actors: list, streams: list, on_event) -> list[Exception]:
+    """Read the actors' streamed events (one stream per actor, each on its own thread) until all
+    end; `on_event(k, event)` runs here, in this thread, as each event arrives. Returns the
+    workers' errors (as Ray raised them here). Stopping here (Ctrl-C, a failed write) kills the actors."""
+    events: queue.Queue = queue.Queue()
+    for k, stream in enumerate(streams):
+        threading.Thread(target=_pump, args=(ray, stream, k, events), daemon=True).start()
+    running, errors = set(range(len(streams))), []
+    try:
+        while running:
+            kind, k, payload = events.get()
+            if kind == "event":
+                on_event(k, payload)
+            else:
+                running.discard(k)
+                if kind == "error":
+                    errors.append(payload)
+    except BaseException:
+        for handle in actors:
+            ray.kill(handle)
+        raise
+    return errors
+
+
+def _pump(ray, stream, k: int, events: queue.Queue) -> None:
+    """Move one worker's streamed events onto the driver's queue, then "end" or "error"."""
+    try:
+        for ref in stream:
+            events.put(("event", k, ray.get(ref)))
+    except Exception as exc:  # noqa: BLE001 - handed to the driver, which reports it
+        events.put(("error", k, exc))
+    else:
+        events.put(("end", k, None))
+
+
+def raise_worker_errors(errors: list[Exception], passed_on: tuple[type[BaseException], ...]) -> None:
+    """Raise the first worker error: the worker's own exception where it is one of `passed_on`
+    (the errors the command reports as a local run would), else WorkerFailed."""
+    for error in errors:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, passed_on):
+            raise cause
+    if errors:
+        raise WorkerFailed(f"a Ray worker failed: {errors[0]}")
+
+
+def forwarded_env(api_key_envs=()) -> dict[str, str]:
+    """What the workers' environment gets from the driver's: the named key variables, every
+    `*_API_KEY` / `*_API_BASE` variable, and LITELLM_LOCAL_MODEL_COST_MAP."""
+    names = {name for name in api_key_envs if name}
+    names |= {k for k in os.environ if k.endswith(("_API_KEY", "_API_BASE"))} | {"LITELLM_LOCAL_MODEL_COST_MAP"}
+    return {k: os.environ[k] for k in sorted(names) if k in os.environ}
+
+
+def import_ray():
     try:
         import ray
     except ImportError:
