@@ -5,7 +5,7 @@ the GPU Ray gives it, or an endpoint), and keeps them for the whole evaluation. 
 work (rollouts, then each judge), the driver gives every worker every N-th job still to do; the
 worker streams each result back as it finishes, and the driver alone appends it to the output
 folder. So no shared filesystem is needed, a killed evaluation resumes as a local one, and the
-results equal a local run's. Ray is imported only here and in runtime/ray_executor.py.
+results equal a local run's. Ray itself is imported only by runtime/ray_executor.py.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ stages those slots already finished. A worker writes nothing: it streams each fi
 row (and each failure) back, and the driver alone appends it to the output folder's work files
 as it arrives. So no shared filesystem is needed, a killed run resumes as today, and the output
 equals a one-process run's (the work files' line order aside). Ray is imported only here.
+`humanllm eval --executor ray` (evaluate/ray_eval.py) is built from the same pieces, below
+`run_ray`: `session`, `check_room`, `start_actors`, `drain`, `raise_worker_errors`.
 
 Keys: workers on other machines read their keys from their own environment; the variables an
 LM config names with `api_key_env`, and the driver's `*_API_KEY` / `*_API_BASE` variables, are
