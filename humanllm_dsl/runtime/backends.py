@@ -17,9 +17,11 @@ import attrs
 import dspy
 
 from dspy.clients.cache import Cache
+from dspy.utils.callback import with_callbacks
 from dspy.utils.exceptions import LMTransportError
 
 from .calls import CallPolicy, TruncatedOutput, UsageMeter
+from .endpoint import AsyncEndpointEngine, EndpointEngine, speaks_chat_completions
 from .stages import OFFLINE
 
 # DSPy logs a warning for every truncated answer; here truncation is handled instead (a program's
@@ -117,8 +119,18 @@ class GuardedLM(dspy.LM):
 
     async def acall(self, *args, **kwargs):
         if self.policy is None:
-            return await dspy.LM.acall(self, *args, **kwargs)
-        return await self.policy.run_elsewhere(lambda: dspy.LM.acall(self, *args, **kwargs))
+            return await self._acall(*args, **kwargs)
+        return await self.policy.run_elsewhere(lambda: self._acall(*args, **kwargs))
+
+    @with_callbacks
+    async def _acall(self, prompt=None, *, messages=None, **kwargs):
+        """dspy's `BaseLM.acall` without its worker-thread hop around preparing the request: the
+        hop is there for reading local media files, which no program here sends, and costs the
+        event loop more than the preparation itself."""
+        from dspy.clients.execution import aexecute, finalize, prepare
+
+        call = prepare(self, prompt, messages, kwargs, asynchronous=True)
+        return finalize(self, call, await aexecute(self, call))
 
     def update_history(self, entry):
         responses = entry.get("response")
@@ -200,6 +212,12 @@ def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, c
         router = make_router(spec.model, spec.api_bases, spec.key(), spec.cooldown, spec.allowed_fails)
         return GuardedLM(spec.model, engine=RouterEngine(router), async_engine=AsyncRouterEngine(router),
                          cache=cache, num_retries=0, **settings)
+    if speaks_chat_completions(spec.model, spec.api_base):
+        # A vLLM or SGLang server started without --api-key takes any key (their docs use EMPTY);
+        # one that wants a key answers 401, reported as such.
+        key = (spec.key() if spec.api_key_env else os.environ.get("OPENAI_API_KEY")) or "EMPTY"
+        return GuardedLM(spec.model, engine=EndpointEngine(spec.api_base, key),
+                         async_engine=AsyncEndpointEngine(spec.api_base, key), cache=cache, num_retries=0, **settings)
     client = {}
     if spec.api_base:
         client["api_base"] = spec.api_base

@@ -223,8 +223,12 @@ class Generator:
                 return
 
     async def run(self, stop: str, concurrency: int) -> None:
-        """Run every slot up to stage `stop`, `concurrency` slots at a time, in plan order (a slot's
-        calls are sequential, so that is also the most calls in flight)."""
+        """Run every slot up to stage `stop` in plan order, with `concurrency` LM calls in flight.
+
+        A slot's calls are sequential, and between two calls a slot validates the answer and
+        waits for its row to reach the disk. With one slot per call in flight, that time would
+        leave a call slot idle; so twice as many slots are in progress and the policy's
+        semaphore alone bounds the calls (without a policy, the slots bound them)."""
         queue: asyncio.Queue[Slot] = asyncio.Queue()
         for slot in self.todo(stop):
             queue.put_nowait(slot)
@@ -234,7 +238,8 @@ class Generator:
                 await self.run_slot(queue.get_nowait(), stop)
 
         try:
-            await asyncio.gather(*(lane() for _ in range(max(1, concurrency))))
+            lanes = max(1, concurrency) * (1 if self.policy is None else 2)
+            await asyncio.gather(*(lane() for _ in range(lanes)))
         finally:
             self.close()
 

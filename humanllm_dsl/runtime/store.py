@@ -4,12 +4,15 @@ fsynced, so a crash loses at most the work in flight and a re-run resumes from w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import os
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..redact import redact_value
@@ -81,6 +84,8 @@ class JsonlStore:
         self._file = None
         self._reader = None
         self._synced = time.monotonic()
+        self._written = self._durable = 0  # lines committed by this process / known on disk
+        self._flush: asyncio.Future | None = None  # the fsync in progress
         if path.exists():
             self._load(repair)
 
@@ -128,14 +133,25 @@ class JsonlStore:
             self._synced = now
 
     async def commit(self, row: dict) -> None:
-        """`append` for async code: a durable store's fsync runs in a worker thread, so other
-        calls go on meanwhile; the caller resumes once the line is on disk."""
-        import asyncio
-
+        """`append` for async code; the caller resumes once the line is on disk. Commits group:
+        one fsync (in a worker thread, so other calls go on) covers every line written before
+        it started, so many slots finishing together cost one fsync, not one each."""
         if not self.durable:
             return self.append(row)
         self._write(row)
-        await asyncio.to_thread(os.fsync, self._file)
+        self._written += 1
+        mine = self._written
+        while self._durable < mine:
+            if self._flush is None:
+                self._flush = asyncio.ensure_future(self._fsync(self._written))
+            await asyncio.shield(self._flush)
+
+    async def _fsync(self, through: int) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(_fsync_pool(), os.fsync, self._file)
+            self._durable = max(self._durable, through)
+        finally:
+            self._flush = None
 
     def _write(self, row: dict) -> None:
         if self._file is None:
@@ -179,6 +195,13 @@ def json_lines(lines, path) -> Iterator[tuple[int, object]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise JsonFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+
+
+@functools.cache
+def _fsync_pool() -> ThreadPoolExecutor:
+    """Threads for fsync alone: a slow disk must not hold up the event loop's default executor,
+    which DSPy uses on every LM call."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
 
 
 CHUNK = 1 << 20  # bytes gathered before each write of a whole file

@@ -1,0 +1,89 @@
+"""A self-hosted OpenAI-compatible server (`--lm openai/NAME --api-base URL`: vLLM, SGLang, a
+local gateway) spoken to through a custom dspy engine.
+
+The request building, answer parsing and error mapping are lm15's own (`OpenAIChatLM`, the
+Chat Completions dialect DSPy routes such a model to), so the wire is unchanged. What is left
+out is the work DSPy's default route does per call for hosted providers: model resolution and
+capability lookups in worker threads, and a price lookup that finds nothing for a self-hosted
+model yet costs more CPU than the call itself. A run against a fast local server is CPU-bound
+on exactly that (bench/bench_lm_call.py; docs/benchmarks.md). Hosted providers (no api_base)
+keep DSPy's route and its pricing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+
+#: Model prefixes whose `api_base` speaks the OpenAI Chat Completions API.
+OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/")
+
+
+def speaks_chat_completions(model: str, api_base: str | None) -> bool:
+    """Whether `model` at `api_base` is a self-hosted Chat Completions server."""
+    return bool(api_base) and model.startswith(OPENAI_COMPATIBLE)
+
+
+def wire_model(model: str) -> str:
+    """The model name the server knows: `openai/NAME` -> `NAME`."""
+    return model.split("/", 1)[1]
+
+
+class EndpointEngine:
+    """dspy engine: `complete(Request)` on one lm15 `OpenAIChatLM` (one pooled connection set)."""
+
+    def __init__(self, api_base: str, api_key: str | None):
+        from dspy.lm15 import OpenAIChatLM
+
+        self.api_base = api_base
+        self._lm = OpenAIChatLM(api_key=api_key, base_url=api_base)
+
+    def complete(self, request):
+        return self._lm.complete(dataclasses.replace(request, model=wire_model(request.model)))
+
+    def stream(self, request):
+        return self._lm.stream(dataclasses.replace(request, model=wire_model(request.model)))
+
+    def close(self) -> None:
+        self._lm.close()
+
+    def dump_state(self) -> dict:
+        return {"api_base": self.api_base}  # never the key
+
+
+class AsyncEndpointEngine:
+    """The async twin. An lm15 async client's connections belong to one event loop, so each
+    loop gets its own client (compile runs one loop; eval's calls run on a background one)."""
+
+    def __init__(self, api_base: str, api_key: str | None):
+        self.api_base, self._key = api_base, api_key
+        self._clients: dict[asyncio.AbstractEventLoop, object] = {}
+        self._lock = threading.Lock()
+
+    def _client(self):
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from dspy.lm15 import AsyncOpenAIChatLM
+
+            with self._lock:
+                for old in [old for old in self._clients if old.is_closed()]:
+                    del self._clients[old]
+                client = self._clients.setdefault(loop, AsyncOpenAIChatLM(api_key=self._key, base_url=self.api_base))
+        return client
+
+    async def complete(self, request):
+        return await self._client().complete(dataclasses.replace(request, model=wire_model(request.model)))
+
+    async def stream(self, request):
+        async for event in self._client().stream(dataclasses.replace(request, model=wire_model(request.model))):
+            yield event
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def dump_state(self) -> dict:
+        return {"api_base": self.api_base}
