@@ -213,11 +213,11 @@ def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, c
         return GuardedLM(spec.model, engine=RouterEngine(router), async_engine=AsyncRouterEngine(router),
                          cache=cache, num_retries=0, **settings)
     if speaks_chat_completions(spec.model, spec.api_base):
-        # A vLLM or SGLang server started without --api-key takes any key (their docs use EMPTY);
-        # one that wants a key answers 401, reported as such.
-        key = (spec.key() if spec.api_key_env else os.environ.get("OPENAI_API_KEY")) or "EMPTY"
-        return GuardedLM(spec.model, engine=EndpointEngine(spec.api_base, key),
-                         async_engine=AsyncEndpointEngine(spec.api_base, key), cache=cache, num_retries=0, **settings)
+        if spec.api_key_env:
+            spec.key()  # a named variable that is not set is an error here, not a 401 later
+        return GuardedLM(spec.model, engine=EndpointEngine(spec.api_base, spec.api_key_env),
+                         async_engine=AsyncEndpointEngine(spec.api_base, spec.api_key_env),
+                         cache=cache, num_retries=0, **settings)
     client = {}
     if spec.api_base:
         client["api_base"] = spec.api_base

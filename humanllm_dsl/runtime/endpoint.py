@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import threading
 
 #: Model prefixes whose `api_base` speaks the OpenAI Chat Completions API.
@@ -30,14 +31,54 @@ def wire_model(model: str) -> str:
     return model.split("/", 1)[1]
 
 
-class EndpointEngine:
+def endpoint_key(key_env: str | None) -> str:
+    """The key from `key_env` (default OPENAI_API_KEY). A vLLM or SGLang server started without
+    --api-key takes any key (their docs use EMPTY); one that wants a key answers 401, reported
+    as such."""
+    return os.environ.get(key_env or "OPENAI_API_KEY") or "EMPTY"
+
+
+#: Connections a client keeps open; the call policy bounds the calls in flight (lm15's default, 100,
+#: would make calls past it wait for a connection at a higher `--concurrency`).
+MAX_CONNECTIONS = 4096
+
+
+def _transport(api_base: str, asynchronous: bool):
+    """An lm15 transport for `api_base`. Whether the environment routes it through a proxy is
+    decided once here: left to lm15, it would read the whole environment on every request."""
+    from dspy._vendor.lm15.transports import StdlibAsyncTransport, StdlibTransport
+    from dspy._vendor.lm15.transports._proxy import proxy_route_for
+    from dspy._vendor.lm15.transports._url import parse_url
+
+    proxied = proxy_route_for(parse_url(api_base), proxy=None, trust_env=True) is not None
+    kind = StdlibAsyncTransport if asynchronous else StdlibTransport
+    return kind(max_connections=MAX_CONNECTIONS, trust_env=proxied)
+
+
+class _Saved:
+    """dspy saves a custom engine by class path and `dump_state`: the URL and the name of the
+    key's variable, never the key."""
+
+    api_base: str
+    key_env: str | None
+
+    def dump_state(self) -> dict:
+        return {"api_base": self.api_base, "key_env": self.key_env}
+
+    @classmethod
+    def load_state(cls, state: dict):
+        return cls(state["api_base"], state.get("key_env"))
+
+
+class EndpointEngine(_Saved):
     """dspy engine: `complete(Request)` on one lm15 `OpenAIChatLM` (one pooled connection set)."""
 
-    def __init__(self, api_base: str, api_key: str | None):
+    def __init__(self, api_base: str, key_env: str | None = None):
         from dspy.lm15 import OpenAIChatLM
 
-        self.api_base = api_base
-        self._lm = OpenAIChatLM(api_key=api_key, base_url=api_base)
+        self.api_base, self.key_env = api_base, key_env
+        self._lm = OpenAIChatLM(api_key=endpoint_key(key_env), base_url=api_base,
+                                transport=_transport(api_base, asynchronous=False))
 
     def complete(self, request):
         return self._lm.complete(dataclasses.replace(request, model=wire_model(request.model)))
@@ -48,16 +89,14 @@ class EndpointEngine:
     def close(self) -> None:
         self._lm.close()
 
-    def dump_state(self) -> dict:
-        return {"api_base": self.api_base}  # never the key
 
-
-class AsyncEndpointEngine:
+class AsyncEndpointEngine(_Saved):
     """The async twin. An lm15 async client's connections belong to one event loop, so each
     loop gets its own client (compile runs one loop; eval's calls run on a background one)."""
 
-    def __init__(self, api_base: str, api_key: str | None):
-        self.api_base, self._key = api_base, api_key
+    def __init__(self, api_base: str, key_env: str | None = None):
+        self.api_base, self.key_env = api_base, key_env
+        self._key = endpoint_key(key_env)
         self._clients: dict[asyncio.AbstractEventLoop, object] = {}
         self._lock = threading.Lock()
 
@@ -70,7 +109,8 @@ class AsyncEndpointEngine:
             with self._lock:
                 for old in [old for old in self._clients if old.is_closed()]:
                     del self._clients[old]
-                client = self._clients.setdefault(loop, AsyncOpenAIChatLM(api_key=self._key, base_url=self.api_base))
+                client = self._clients.setdefault(loop, AsyncOpenAIChatLM(
+                    api_key=self._key, base_url=self.api_base, transport=_transport(self.api_base, asynchronous=True)))
         return client
 
     async def complete(self, request):
@@ -84,6 +124,3 @@ class AsyncEndpointEngine:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
-
-    def dump_state(self) -> dict:
-        return {"api_base": self.api_base}

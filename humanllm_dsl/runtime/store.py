@@ -143,10 +143,11 @@ class JsonlStore:
         mine = self._written
         while self._durable < mine:
             if self._flush is None:
-                self._flush = asyncio.ensure_future(self._fsync(self._written))
+                self._flush = asyncio.ensure_future(self._fsync())
             await asyncio.shield(self._flush)
 
-    async def _fsync(self, through: int) -> None:
+    async def _fsync(self) -> None:
+        through = self._written  # every line written before the fsync starts
         try:
             await asyncio.get_running_loop().run_in_executor(_fsync_pool(), os.fsync, self._file)
             self._durable = max(self._durable, through)
