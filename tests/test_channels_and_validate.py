@@ -38,12 +38,12 @@ def turns(*speakers):
     return [{"char": s, "content": "[hm] (nods) Yes."} for s in speakers]
 
 
-def test_valid_conversation_passes():
-    assert conversation_problems(turns("Bo Chen", "Ann Lee") * 6, SCENARIO, (12, 20), ["loss aversion"]) == []
+def test_valid_conversation_passes(vocab):
+    assert conversation_problems(turns("Bo Chen", "Ann Lee") * 6, SCENARIO, (12, 20), vocab) == []
 
 
-def test_conversation_rules():
-    problems = conversation_problems(turns("Ann Lee", "Bo Chen", "Bo Chen"), SCENARIO, (12, 20), [])
+def test_conversation_rules(vocab):
+    problems = conversation_problems(turns("Ann Lee", "Bo Chen", "Bo Chen"), SCENARIO, (12, 20), vocab)
     text = " | ".join(problems)
     assert "3 turns" in text
     assert "speaks twice in a row" in text
@@ -51,15 +51,15 @@ def test_conversation_rules():
     assert "must speak last" in text
 
 
-def test_exact_speaker_names_only():
+def test_exact_speaker_names_only(vocab):
     bad = turns("Bo Chen", "Ann", "Bo Chen", "Ann Lee")  # a first name is not the character
-    assert any("`Ann` is not a character" in p for p in conversation_problems(bad, SCENARIO, (4, 4), []))
+    assert any("`Ann` is not a character" in p for p in conversation_problems(bad, SCENARIO, (4, 4), vocab))
 
 
-def test_missing_thought_and_pattern_names_are_caught():
+def test_missing_thought_and_pattern_names_are_caught(vocab):
     ts = [{"char": "Bo Chen", "content": "(waves) hi"},
           {"char": "Ann Lee", "content": "[ok] That is just my loss aversion talking."}]
-    problems = conversation_problems(ts, SCENARIO, (2, 2), ["loss aversion"])
+    problems = conversation_problems(ts, SCENARIO, (2, 2), vocab)
     assert any("no [inner thought]" in p for p in problems)
     assert any("names the pattern" in p for p in problems)
 

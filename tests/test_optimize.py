@@ -74,6 +74,24 @@ def test_metrics():
     assert feedback.score == 1.0 and "agreement" in feedback.feedback
 
 
+def test_the_conversation_metric_refuses_every_library_pattern_by_name():
+    """As compile does: a turn naming any pattern of the library fails the format checks, one the
+    example's scenario does not carry (the bandwagon effect here) as well as its own."""
+    metric = O.conversation_metric_for(None, O.OptimizeOptions(target="conversation", build=None, out=None))
+    record = {"characters": [{"name": "Ann Lee"}, {"name": "Bo Chen"}], "protagonist": "Ann Lee",
+              "patterns": ["loss_aversion"], "pattern_names": ["loss aversion"]}
+    ex = dspy.Example(record=record, checks={}, turn_range=(2, 2))  # no checklist: no judge call, judge half 0
+
+    def said(words: str) -> dspy.Prediction:
+        return dspy.Prediction(turns=[{"char": "Bo Chen", "content": "[hm] (waves) Hi."},
+                                      {"char": "Ann Lee", "content": f"[fine] {words}"}])
+
+    assert metric(ex, said("Let us wait and see.")) == 0.5
+    assert metric(ex, said("Everyone bought one, so I will: the bandwagon effect.")) == 0.0
+    assert metric(ex, said("That is just my loss aversion.")) == 0.0
+    assert metric(ex, said("That is just my loss aversion."), trace=[]) is False
+
+
 def test_registries_agree_with_the_cli_choices(capsys):
     from humanllm_dsl.cli import build_parser
 

@@ -206,14 +206,9 @@ def conversation_examples(o: OptimizeOptions) -> list:
     import dspy
 
     from ..compiler import programs as P
-    from ..compiler.loader import check_paths
     from . import data as D
 
-    result = check_paths(list(o.specs), stdlib=o.stdlib)
-    if result.errors or result.library is None:
-        where = ", ".join(o.specs) or "the standard library"
-        raise OptimizeError(f"the specs in {where} have errors; run `humanllm check`", data=True)
-    lib = result.library
+    lib = _library(o)
     declared = {(tuple(it.patterns), it.type): it for it in lib.interactions}
     turns_range = tuple(lib.dataset(None).turns)
     patterns = D.load_patterns(o.build)
@@ -229,20 +224,36 @@ def conversation_examples(o: OptimizeOptions) -> list:
         context = P.scenario_context(record, [lib.by_id[p] for p in record["patterns"]], interactions)
         checks = {s.character: [i.text for i in s.items] for s in D.samples_of([record], patterns)}
         out.append(dspy.Example(scenario=P.dumps(context), min_turns=turns_range[0], max_turns=turns_range[1],
-                                feedback="", record=record, checks=checks, turn_range=turns_range,
-                                pattern_names=record.get("pattern_names", []))
+                                feedback="", record=record, checks=checks, turn_range=turns_range)
                    .with_inputs("scenario", "min_turns", "max_turns", "feedback"))
     return out
 
 
-def conversation_metric_for(judge_lm) -> Callable:
+def _library(o: OptimizeOptions):
+    """The library of `o.specs` (with the standard library when `o.stdlib`)."""
+    from ..compiler.loader import check_paths
+
+    result = check_paths(list(o.specs), stdlib=o.stdlib)
+    if result.errors or result.library is None:
+        where = ", ".join(o.specs) or "the standard library"
+        raise OptimizeError(f"the specs in {where} have errors; run `humanllm check`", data=True)
+    return result.library
+
+
+def conversation_metric_for(judge_lm, o: OptimizeOptions) -> Callable:
     """The conversation metric: 0.5 x format validity (no problem found by the compiler's
     conversation checks) + 0.5 x the judge's mean checklist score over the characters, mapped
     from [-1, 1] to [0, 1]. An invalid conversation is not judged (its judge half is 0).
 
     Args:
         judge_lm: the LM that runs the checklist judge.
+        o: the options (`specs`, `stdlib`): as in compile, a conversation may name no pattern of
+            their whole library, not just of its own scenario.
     """
+    from ..runtime.validate import Vocabulary
+
+    vocabulary = Vocabulary.of(_library(o).patterns)
+
     def metric(example, pred, trace=None):
         import dspy
 
@@ -253,7 +264,7 @@ def conversation_metric_for(judge_lm) -> Callable:
         from .rollout import transcript
 
         turns = plain(pred).get("turns") or []
-        problems = conversation_problems(turns, example.record, tuple(example.turn_range), example.pattern_names)
+        problems = conversation_problems(turns, example.record, tuple(example.turn_range), vocabulary)
         if problems:
             return False if trace is not None else 0.0
         judge = P.ChecklistJudge()
@@ -273,7 +284,7 @@ def conversation_metric_for(judge_lm) -> Callable:
 class Target:
     program: Callable[[], object]          # a fresh module
     examples: Callable[[OptimizeOptions], list]
-    metric: Callable[[object], Callable]   # judge LM -> metric(example, pred, trace)
+    metric: Callable[[object, OptimizeOptions], Callable]  # (judge LM, options) -> metric(example, pred, trace)
 
 
 def _program(name: str) -> Callable[[], object]:
@@ -284,8 +295,8 @@ def _program(name: str) -> Callable[[], object]:
 
 
 TARGET_REGISTRY: dict[str, Target] = {
-    "judge": Target(_program("judge"), judge_examples, lambda _lm: judge_agreement),
-    "holistic": Target(_program("holistic"), holistic_examples, lambda _lm: holistic_agreement),
+    "judge": Target(_program("judge"), judge_examples, lambda _lm, _o: judge_agreement),
+    "holistic": Target(_program("holistic"), holistic_examples, lambda _lm, _o: holistic_agreement),
     "conversation": Target(_program("conversation"), conversation_examples, conversation_metric_for),
 }
 TARGETS = tuple(TARGET_REGISTRY)
@@ -425,7 +436,7 @@ def optimize(o: OptimizeOptions) -> dict:
     lm = build(o.lm)
     judge_lm = lm if o.judge == o.lm else build(o.judge)
     reflection = lm if not o.reflection_lm else build(o.reflection_lm)
-    metric = target.metric(judge_lm)
+    metric = target.metric(judge_lm, o)
     program = target.program()
     try:
         with dspy.context(lm=lm, adapter=FastChatAdapter()):

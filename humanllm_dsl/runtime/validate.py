@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from types import SimpleNamespace
 from typing import Protocol
 
 import attrs
@@ -160,11 +159,6 @@ class Vocabulary:
             by_key.update({spelling: found for spelling in _key_words(key)})
         return cls(terms, frozenset(traits), by_key, frozenset(_words(t)[0] for t in traits))
 
-    @classmethod
-    def of_names(cls, names: Iterable[str]) -> "Vocabulary":
-        """Refuse just these pattern names (for callers without the library at hand)."""
-        return cls.of(SimpleNamespace(id=n.replace(" ", "_"), name=n, family="social_cognitive") for n in names)
-
     def may_flag(self, words: frozenset[str]) -> bool:
         """Whether a text with these words (`_word_set`) can hold a pattern term or a trait label."""
         return not (self.trait_words.isdisjoint(words) and self.by_key.keys().isdisjoint(words))
@@ -281,9 +275,7 @@ def scenario_problems(out: dict, slot: Slot, names: list[str], vocabulary: Vocab
 
 
 def conversation_problems(turns: list[dict], scenario: dict, turn_range: tuple[int, int],
-                          refused: Vocabulary | Iterable[str]) -> list[str]:
-    """`refused`: the library's Vocabulary (or just pattern names to refuse)."""
-    vocabulary = refused if isinstance(refused, Vocabulary) else Vocabulary.of_names(refused)
+                          vocabulary: Vocabulary) -> list[str]:
     problems = []
     chars = [c["name"] for c in scenario["characters"]]
     protagonist = scenario["protagonist"]
