@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -171,3 +173,9 @@ def test_an_edited_sentence_is_untraced_and_a_broken_trace_is_named(drafted, pag
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_view_reads_drafts_without_importing_dspy():
+    """The draft's file names come from `draft.layout`, which (unlike the drafting modules) imports no DSPy."""
+    code = "import sys, humanllm_dsl.view.app, humanllm_dsl.view.drafts\nprint('dspy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

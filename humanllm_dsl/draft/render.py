@@ -4,7 +4,6 @@ sentence of the definition, mechanisms and manifestations rests on."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 from ..syntax import ast
 from ..syntax.formatter import can_be_long, format_module, quote
@@ -50,7 +49,7 @@ def hpat_text(draft: Draft, papers: dict[str, Paper], trace_name: str, lm: str) 
     t = draft.target
     cited = draft.cited_papers()
     lines = [f"# Drafted by `humanllm draft` from {len(cited)} of {len(papers)} papers with the LM `{lm}`.",
-             f"# Each sentence of the definition, mechanisms and manifestations is traced to the notes it rests on",
+             "# Each sentence of the definition, mechanisms and manifestations is traced to the notes it rests on",
              f"# in {trace_name}. Review every line before adding it to the library.",
              f"pattern {draft.id} {quote(t.name)} {{", f"  family {t.family}"]
     if t.family == "trait":
@@ -116,11 +115,3 @@ def trace(draft: Draft, papers: dict[str, Paper], text: str, file_name: str, lm:
         "notes": {nid: note for nid, note in draft.notes.items() if nid in used},
         "sentences": rows,
     }
-
-
-def trace_path(out: Path) -> Path:
-    return out.with_name(f"{out.stem}.trace.json")
-
-
-def work_path(out: Path) -> Path:
-    return out.with_name(f"{out.stem}.work")

@@ -23,9 +23,10 @@ from ..syntax.parser import parse_text
 from .ask import Asker
 from .chunks import CHUNK_CHARS, chunk_paper
 from .collect import DraftInputError, collect
+from .layout import trace_path, work_path
 from .notes import NoteTaker, Target
 from .papers import slug
-from .render import hpat_text, missing_metadata, trace, trace_path, work_path
+from .render import hpat_text, missing_metadata, trace
 from .synthesis import Synthesizer, numbered_notes
 
 DRAFT_HEADER = "# Drafted by `humanllm draft`"

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import attrs
 
+from ..compiler.loader import SUFFIX as SPEC_SUFFIX
 from ..draft.checks import sentences
-
-TRACE_SUFFIX = ".trace.json"  # as `draft.render.trace_path` names it (that module imports DSPy)
-SPEC_SUFFIX = ".hpat"
+from ..draft.layout import TRACE_SUFFIX, trace_path
 
 
 class DraftError(ValueError):
@@ -43,7 +42,7 @@ def draft_of(path: Path) -> DraftFile:
     if path.name.endswith(TRACE_SUFFIX):
         found = _pair(path)
     elif path.suffix == SPEC_SUFFIX:
-        found = _pair(path.with_name(path.stem + TRACE_SUFFIX))
+        found = _pair(trace_path(path))
     else:
         raise DraftError(f"{path}: neither a draft (.hpat) nor its trace ({TRACE_SUFFIX})")
     for p in (found.spec, found.trace):
