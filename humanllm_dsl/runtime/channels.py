@@ -73,20 +73,20 @@ def _bracket_end(content: str, i: int) -> int:
     return len(content)
 
 
-def _spans(content: str) -> list[tuple[Kind, int, int]]:
-    """(kind, start, end) of each top-level piece of `content`, in order, covering all of it;
-    a bracketed piece's span includes its brackets."""
-    out: list[tuple[Kind, int, int]] = []
+def _spans(content: str) -> list[tuple[Kind, int, int, bool]]:
+    """(kind, start, end, closed) of each top-level piece of `content`, in order, covering all of
+    it; a bracketed piece's span includes its brackets (`closed`: it has its closing one)."""
+    out: list[tuple[Kind, int, int, bool]] = []
     text_from, n = 0, len(content)
     while (m := _OPENING.search(content, text_from)) is not None:
         i = m.start()
         if text_from < i:
-            out.append(("speech", text_from, i))
-        j = min(_bracket_end(content, i) + 1, n)
-        out.append((_KIND[content[i]], i, j))
-        text_from = j
+            out.append(("speech", text_from, i, True))
+        end = _bracket_end(content, i)
+        out.append((_KIND[content[i]], i, min(end + 1, n), end < n))
+        text_from = min(end + 1, n)
     if text_from < n:
-        out.append(("speech", text_from, n))
+        out.append(("speech", text_from, n, True))
     return out
 
 
@@ -95,10 +95,9 @@ def segments(content: str) -> list[Segment]:
     either stay part of it. An unclosed bracket runs to the end of the turn; a stray closing
     bracket is kept as text. Everything between them is speech. Empty segments are dropped."""
     out = []
-    for kind, i, j in _spans(content):
+    for kind, i, j, closed in _spans(content):
         piece = content[i:j]
         if kind != "speech":
-            closed = _bracket_end(content, i) < len(content)
             piece = piece[1:-1] if closed else piece[1:]
         text = _clean(piece)
         if text:
@@ -111,14 +110,14 @@ def split_channels(content: str) -> Channels:
 
 
 def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    return " ".join(text.split())  # runs of whitespace (str.isspace, as regex \s) to one space
 
 
 def visible(content: str) -> str:
     """The turn as the other characters perceive it: the text with each top-level [thought]
     removed and nothing else changed (every action and speech in its order and its own
     brackets), whitespace normalised."""
-    return _clean("".join(" " if kind == "thought" else content[i:j] for kind, i, j in _spans(content)))
+    return _clean("".join(" " if kind == "thought" else content[i:j] for kind, i, j, _ in _spans(content)))
 
 
 def strip_thinking(text: str) -> str | None:

@@ -98,6 +98,7 @@ class Generator:
         self.declared = declared_interactions(lib)
         self.vocabulary = validate.Vocabulary.of(lib.patterns)  # what no output may name or label
         self.on_record: Callable[[str], None] = lambda stage: None
+        self._running: dict[str, tuple[dict, str] | None] = {}  # slots in run_slot -> _scenario_of
         self.reached_lm = False  # a call has come back: from then on, failures are the answer's, not the setup's
 
     # -- one output: the task, one attempt's verdict, the stage row
@@ -114,8 +115,8 @@ class Generator:
                           character_count=slot.characters, candidate_names=names)
             return Task(slot, stage, self.programs.scenario, inputs,
                         lambda o: validate.scenario_problems(o, slot, names, self.vocabulary), lambda o: o)
-        scenario = self.stores["scenarios"].get(slot.id)
-        context = dict(scenario=P.dumps(self.scenario_context(slot, scenario)))
+        scenario, shown = self._scenario_of(slot)
+        context = dict(scenario=shown)
         if stage == "conversations":
             return Task(slot, stage, self.programs.conversation,
                         dict(context, min_turns=self.dataset.turns[0], max_turns=self.dataset.turns[1]),
@@ -131,6 +132,17 @@ class Generator:
                         lambda o: validate.variation_problems(o, scenario, self.vocabulary),
                         lambda o: {"variation": o})
         raise ValueError(f"unknown stage `{stage}`")
+
+    def _scenario_of(self, slot: Slot) -> tuple[dict, str]:
+        """The slot's finished scenario and what the later stages see of it; built once while
+        `run_slot` takes the slot through its stages."""
+        found = self._running.get(slot.id)
+        if found is None:
+            scenario = self.stores["scenarios"].get(slot.id)
+            found = (scenario, P.dumps(self.scenario_context(slot, scenario)))
+            if slot.id in self._running:
+                self._running[slot.id] = found
+        return found
 
     def settle(self, task: Task, out: dict | None, problems: list[str]) -> dict | None:
         """Count one attempt: `out` is the parsed answer (plain data), or None with the
@@ -213,14 +225,18 @@ class Generator:
         """Take one slot through every stage up to `stop`, skipping stages already on disk. The
         later stages each need only the scenario, so a failed conversation, checklist or
         variation does not stop the others; a failed scenario stops the slot."""
-        for stage in work_stages(stop):
-            if slot.id in self.stores[stage]:
-                continue
-            task = self.task(slot, stage)
-            row = await self._attempt(task)
-            await self.finish(task, row)
-            if row is None and stage == "scenarios":
-                return
+        self._running[slot.id] = None
+        try:
+            for stage in work_stages(stop):
+                if slot.id in self.stores[stage]:
+                    continue
+                task = self.task(slot, stage)
+                row = await self._attempt(task)
+                await self.finish(task, row)
+                if row is None and stage == "scenarios":
+                    return
+        finally:
+            del self._running[slot.id]
 
     async def run(self, stop: str, concurrency: int) -> None:
         """Run every slot up to stage `stop` in plan order, with `concurrency` LM calls in flight.
