@@ -244,3 +244,17 @@ def test_a_proxy_the_environment_names_is_still_used(server, monkeypatch):
     lm = make_lm(LMSpec("openai/m", api_base="http://llm-node.invalid:8000/v1"), cache=False)
     assert asyncio.run(lm.acall(messages=MESSAGES)) == ["hi there"]
     assert server.seen[-1][0] == "http://llm-node.invalid:8000/v1/chat/completions"  # sent to the proxy
+
+
+@pytest.mark.parametrize("model", ["openai/org/m", "hosted_vllm/m"])
+def test_the_engine_sends_what_dspys_own_route_sends(server, monkeypatch, model):
+    from humanllm_dsl.runtime.backends import GuardedLM
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-same")
+    ours = make_lm(LMSpec(model, api_base=server.url, temperature=0.4, max_tokens=64), cache=False)
+    theirs = GuardedLM(model, api_base=server.url, api_key="sk-same", cache=False, num_retries=0,
+                       temperature=0.4, max_tokens=64)
+    assert ours(messages=MESSAGES) == theirs(messages=MESSAGES) == ["hi there"]
+    (_, ours_headers, ours_body), (_, theirs_headers, theirs_body) = server.seen
+    assert ours_body == theirs_body
+    assert ours_headers["authorization"] == theirs_headers["authorization"]

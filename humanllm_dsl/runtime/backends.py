@@ -21,7 +21,7 @@ from dspy.utils.callback import with_callbacks
 from dspy.utils.exceptions import LMTransportError
 
 from .calls import CallPolicy, TruncatedOutput, UsageMeter
-from .endpoint import AsyncEndpointEngine, EndpointEngine, speaks_chat_completions
+from .endpoint import AsyncEndpointEngine, EndpointEngine, dialect, speaks_chat_completions
 from .stages import OFFLINE
 
 # DSPy logs a warning for every truncated answer; here truncation is handled instead (a program's
@@ -215,8 +215,8 @@ def make_lm(spec: LMSpec | str, seed: int = 0, api_base: str | None = None, *, c
     if speaks_chat_completions(spec.model, spec.api_base):
         if spec.api_key_env:
             spec.key()  # a named variable that is not set is an error here, not a 401 later
-        return GuardedLM(spec.model, engine=EndpointEngine(spec.api_base, spec.api_key_env),
-                         async_engine=AsyncEndpointEngine(spec.api_base, spec.api_key_env),
+        where = (spec.api_base, spec.api_key_env, dialect(spec.model))
+        return GuardedLM(spec.model, engine=EndpointEngine(*where), async_engine=AsyncEndpointEngine(*where),
                          cache=cache, num_retries=0, **settings)
     client = {}
     if spec.api_base:

@@ -17,13 +17,18 @@ import dataclasses
 import os
 import threading
 
-#: Model prefixes whose `api_base` speaks the OpenAI Chat Completions API.
-OPENAI_COMPATIBLE = ("openai/", "hosted_vllm/")
+#: Model prefixes whose `api_base` speaks the OpenAI Chat Completions API -> the lm15 dialect
+#: preset DSPy's own route uses for them (vLLM takes `max_tokens`, OpenAI `max_completion_tokens`).
+DIALECTS = {"openai/": None, "hosted_vllm/": "vllm"}
 
 
 def speaks_chat_completions(model: str, api_base: str | None) -> bool:
     """Whether `model` at `api_base` is a self-hosted Chat Completions server."""
-    return bool(api_base) and model.startswith(OPENAI_COMPATIBLE)
+    return bool(api_base) and model.startswith(tuple(DIALECTS))
+
+
+def dialect(model: str) -> str | None:
+    return DIALECTS[model.split("/", 1)[0] + "/"]
 
 
 def wire_model(model: str) -> str:
@@ -61,23 +66,24 @@ class _Saved:
 
     api_base: str
     key_env: str | None
+    compat: str | None
 
     def dump_state(self) -> dict:
-        return {"api_base": self.api_base, "key_env": self.key_env}
+        return {"api_base": self.api_base, "key_env": self.key_env, "compat": self.compat}
 
     @classmethod
     def load_state(cls, state: dict):
-        return cls(state["api_base"], state.get("key_env"))
+        return cls(state["api_base"], state.get("key_env"), state.get("compat"))
 
 
 class EndpointEngine(_Saved):
     """dspy engine: `complete(Request)` on one lm15 `OpenAIChatLM` (one pooled connection set)."""
 
-    def __init__(self, api_base: str, key_env: str | None = None):
+    def __init__(self, api_base: str, key_env: str | None = None, compat: str | None = None):
         from dspy.lm15 import OpenAIChatLM
 
-        self.api_base, self.key_env = api_base, key_env
-        self._lm = OpenAIChatLM(api_key=endpoint_key(key_env), base_url=api_base,
+        self.api_base, self.key_env, self.compat = api_base, key_env, compat
+        self._lm = OpenAIChatLM(api_key=endpoint_key(key_env), base_url=api_base, compat=compat,
                                 transport=_transport(api_base, asynchronous=False))
 
     def complete(self, request):
@@ -94,8 +100,8 @@ class AsyncEndpointEngine(_Saved):
     """The async twin. An lm15 async client's connections belong to one event loop, so each
     loop gets its own client (compile runs one loop; eval's calls run on a background one)."""
 
-    def __init__(self, api_base: str, key_env: str | None = None):
-        self.api_base, self.key_env = api_base, key_env
+    def __init__(self, api_base: str, key_env: str | None = None, compat: str | None = None):
+        self.api_base, self.key_env, self.compat = api_base, key_env, compat
         self._key = endpoint_key(key_env)
         self._clients: dict[asyncio.AbstractEventLoop, object] = {}
         self._lock = threading.Lock()
@@ -110,7 +116,8 @@ class AsyncEndpointEngine(_Saved):
                 for old in [old for old in self._clients if old.is_closed()]:
                     del self._clients[old]
                 client = self._clients.setdefault(loop, AsyncOpenAIChatLM(
-                    api_key=self._key, base_url=self.api_base, transport=_transport(self.api_base, asynchronous=True)))
+                    api_key=self._key, base_url=self.api_base, compat=self.compat,
+                    transport=_transport(self.api_base, asynchronous=True)))
         return client
 
     async def complete(self, request):
