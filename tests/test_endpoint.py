@@ -258,3 +258,23 @@ def test_the_engine_sends_what_dspys_own_route_sends(server, monkeypatch, model)
     (_, ours_headers, ours_body), (_, theirs_headers, theirs_body) = server.seen
     assert ours_body == theirs_body
     assert ours_headers["authorization"] == theirs_headers["authorization"]
+
+
+def test_a_call_that_hangs_past_the_timeout_is_abandoned_and_sent_again():
+    policy = CallPolicy(Limits(timeout=0.05, max_retries=2, backoff=0))
+    tries = []
+
+    async def call():
+        tries.append(1)
+        if len(tries) == 1:
+            await asyncio.sleep(10)  # hangs: the policy gives up on it
+        return "answer"
+
+    async def run():
+        start = asyncio.get_running_loop().time()
+        out = await policy.run(call)
+        return out, asyncio.get_running_loop().time() - start
+
+    out, took = asyncio.run(run())
+    assert out == "answer" and len(tries) == 2 and took < 5
+    assert policy.transient_retries == 1 and policy.in_flight == 0

@@ -137,7 +137,8 @@ class CallPolicy:
             async with self.slots:
                 self.in_flight += 1
                 try:
-                    return await asyncio.wait_for(call(), self.limits.timeout)
+                    async with asyncio.timeout(self.limits.timeout):  # no extra task, unlike wait_for
+                        return await call()
                 except Exception as exc:  # noqa: BLE001 - sorted right below
                     if not is_transient(exc) or attempt == self.limits.max_retries:
                         raise
