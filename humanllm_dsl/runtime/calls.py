@@ -26,6 +26,8 @@ from typing import TypeVar
 
 import attrs
 
+from .loop import new_event_loop
+
 T = TypeVar("T")
 
 
@@ -155,7 +157,7 @@ class CallPolicy:
     def _background(self) -> asyncio.AbstractEventLoop:
         with self._start:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = new_event_loop()
                 threading.Thread(target=loop.run_forever, name="lm-call-policy", daemon=True).start()
                 # abandoned (timed-out) calls keep a thread until their reply comes: leave room for them
                 self._pool = ThreadPoolExecutor(max_workers=2 * self.limits.concurrency + 4,

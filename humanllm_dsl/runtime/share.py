@@ -5,7 +5,6 @@ Used by `compile` in its own process and by each `--workers` process (workers.py
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import attrs
@@ -13,6 +12,7 @@ import dspy
 
 from ..compiler import model as m
 from ..compiler.plan import Plan
+from . import loop as event_loop
 from .adapter import FastChatAdapter
 from .backends import OFFLINE, configure_cache, make_lm
 from .calls import CallPolicy, Limits
@@ -55,7 +55,7 @@ def run_share(job: Job, slot_ids: list[str], progress: Progress | None = None, o
 
     generator.on_record = record
     try:
-        asyncio.run(run_generator(generator, job))
+        event_loop.run(run_generator(generator, job))
     finally:
         failures.close()
     return generator.usage
