@@ -95,8 +95,11 @@ _PLURALS_OF = {"bias": ("biases",), "fallacy": ("fallacies",), "theory": ("theor
                "distortion": ("distortions",), "stereotype": ("stereotypes",)}
 
 
+_WORD = re.compile(r"[a-z]+")
+
+
 def _word_set(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z]+", text.lower()))
+    return frozenset(_WORD.findall(text.lower()))
 
 
 def _term_regex(term: str) -> str:
@@ -196,9 +199,11 @@ class Vocabulary:
                 found.append(m.group(0))
         return list(dict.fromkeys(found))
 
-    def problems(self, where: str, text: str, names: Sequence[str] = (), *, profile: bool | None = None) -> list[str]:
-        """Problems of one text: pattern terms, and trait labels when `profile` is not None."""
-        words = _word_set(text or "")
+    def problems(self, where: str, text: str, names: Sequence[str] = (), *, profile: bool | None = None,
+                 words: frozenset[str] | None = None) -> list[str]:
+        """Problems of one text: pattern terms, and trait labels when `profile` is not None.
+        `words`: its `_word_set`, when the caller has it."""
+        words = _word_set(text or "") if words is None else words
         out = [f"{where} names the pattern `{t}`: show it in what people think, do and say, never by name"
                for t in self.pattern_terms(text, words)]
         if profile is not None:
@@ -295,9 +300,10 @@ def conversation_problems(turns: list[dict], scenario: dict, turn_range: tuple[i
             problems.append(f"turn {k}: no [inner thought]")
         if not (ch.action or ch.speech):
             problems.append(f"turn {k}: neither an (action) nor speech")
-        if vocabulary.may_flag(_word_set(" ".join(seg.text for seg in ch.segments))):  # most turns: none
-            for seg in ch.segments:
-                problems += vocabulary.problems(f"turn {k} ({seg.kind})", seg.text, chars, profile=False)
+        for seg in ch.segments:
+            words = _word_set(seg.text)
+            if vocabulary.may_flag(words):  # most segments hold no word to look for
+                problems += vocabulary.problems(f"turn {k} ({seg.kind})", seg.text, chars, profile=False, words=words)
     if turns[0].get("char") == protagonist:
         problems.append("a supporting character must open; the protagonist opened")
     if turns[-1].get("char") != protagonist:
