@@ -20,7 +20,7 @@ from dspy.clients.cache import Cache
 from dspy.utils.callback import with_callbacks
 from dspy.utils.exceptions import LMTransportError
 
-from .calls import CallPolicy, TruncatedOutput, UsageMeter
+from .calls import CallPolicy, TruncatedOutput, UsageMeter, current_gate
 from .endpoint import AsyncEndpointEngine, EndpointEngine, dialect, speaks_chat_completions
 from .stages import OFFLINE
 
@@ -103,6 +103,7 @@ class GuardedLM(dspy.LM):
     stops DSPy's history of calls (up to 10,000 prompts and answers held in memory) for long runs.
 
     `policy`: when set (eval, optimize), every call goes through it (limits, transport retries).
+    Inside `calls.gated(policy)` (compile), an async call goes through that policy instead.
     `meter`: when set, every answer's usage is added to it. An answer read back from the cache
     counts with the tokens it took to make (DSPy counts it as 0), so a record's usage does not
     depend on whether a crash made it come from the cache.
@@ -118,6 +119,9 @@ class GuardedLM(dspy.LM):
         return self.policy.run_sync(lambda: dspy.LM.__call__(self, *args, **kwargs))
 
     async def acall(self, *args, **kwargs):
+        gate = current_gate()
+        if gate is not None:  # compile: the caller's limits, on the caller's loop
+            return await gate.policy.run(lambda: self._acall(*args, **kwargs), gate.tokens, gate.on_retry)
         if self.policy is None:
             return await self._acall(*args, **kwargs)
         return await self.policy.run_elsewhere(lambda: self._acall(*args, **kwargs))

@@ -16,11 +16,12 @@ through `CallPolicy.run_sync`, on the policy's own event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -193,6 +194,35 @@ class CallPolicy:
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._loop = self._pool = None
+
+
+@attrs.frozen
+class Gate:
+    """The limits an LM call made in this context goes through (see `gated`)."""
+
+    policy: CallPolicy
+    tokens: int = 0
+    on_retry: Callable[[], None] | None = None
+
+
+_GATE: contextvars.ContextVar[Gate | None] = contextvars.ContextVar("humanllm_call_gate", default=None)
+
+
+@contextlib.contextmanager
+def gated(policy: CallPolicy, tokens: int = 0, on_retry: Callable[[], None] | None = None) -> Iterator[None]:
+    """Within the block, each call a GuardedLM makes on this event loop goes through `policy`:
+    the limits (calls in flight, requests and tokens per minute, timeout, transient retries)
+    cover the request alone, not the prompt formatting and answer parsing around it, so a
+    program's CPU work never holds a place meant for a call in flight."""
+    token = _GATE.set(Gate(policy, tokens, on_retry))
+    try:
+        yield
+    finally:
+        _GATE.reset(token)
+
+
+def current_gate() -> Gate | None:
+    return _GATE.get()
 
 
 class UsageMeter:

@@ -29,7 +29,8 @@ from ..compiler import model as m
 from ..compiler import programs as P
 from ..compiler.plan import Plan, Slot
 from . import validate
-from .calls import CallPolicy, TruncatedOutput, is_transient
+from .backends import GuardedLM
+from .calls import CallPolicy, TruncatedOutput, gated, is_transient
 from .errors import call_failed, describe, is_fatal, is_lm_error, is_unexpected
 from .export import declared_interactions, interaction_json
 from .names import candidate_names
@@ -201,13 +202,18 @@ class Generator:
         """Run one program call; its tokens count in `usage` whether or not the answer is usable."""
         from dspy.utils.usage_tracker import track_usage
 
+        def on_retry() -> None:
+            usage.transient_retries += 1
+
         with track_usage() as tracker:
             try:
                 if self.policy is None:
                     return await program.acall(**inputs)
+                if _guarded(program):  # the limits cover each LM request, not the program around it
+                    with gated(self.policy, _estimate_tokens(inputs), on_retry):
+                        return await program.acall(**inputs)
                 return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs),
-                                             on_retry=lambda: setattr(usage, "transient_retries",
-                                                                      usage.transient_retries + 1))
+                                             on_retry=on_retry)
             finally:
                 _count_tokens(tracker, usage)
 
@@ -279,6 +285,12 @@ def _count_tokens(tracker, usage: Usage) -> None:
             usage.prompt_tokens += int(entry.get("prompt_tokens") or 0)
             usage.completion_tokens += int(entry.get("completion_tokens") or 0)
             usage.cost += float(entry.get("cost") or 0.0)
+
+
+def _guarded(program: dspy.Module) -> bool:
+    """Whether every LM the program calls is a GuardedLM (which honours `calls.gated`)."""
+    lms = [p.lm or dspy.settings.lm for p in program.predictors()]
+    return bool(lms) and all(isinstance(lm, GuardedLM) for lm in lms)
 
 
 def _estimate_tokens(inputs: dict) -> int:
