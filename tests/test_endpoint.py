@@ -278,3 +278,28 @@ def test_a_call_that_hangs_past_the_timeout_is_abandoned_and_sent_again():
     out, took = asyncio.run(run())
     assert out == "answer" and len(tries) == 2 and took < 5
     assert policy.transient_retries == 1 and policy.in_flight == 0
+
+
+def test_inside_gated_an_lm_call_goes_through_the_callers_policy_and_counts_its_retries(server):
+    from humanllm_dsl.runtime.calls import gated
+
+    server.reply = (503, {}, {"error": {"message": "busy", "type": "server_error"}})
+    lm = make_lm(LMSpec("openai/m", api_base=server.url), cache=False)
+    policy, retries = CallPolicy(Limits(concurrency=1, max_retries=3, backoff=0)), []
+    seen_in_flight = []
+
+    async def run():
+        async def recover():
+            while not server.seen:
+                await asyncio.sleep(0.01)
+            seen_in_flight.append(policy.in_flight)
+            server.reply = (200, {}, _completion("after a retry"))
+        healing = asyncio.create_task(recover())
+        with gated(policy, tokens=10, on_retry=lambda: retries.append(1)):
+            out = await lm.acall(messages=MESSAGES)
+        await healing
+        return out
+
+    assert asyncio.run(run()) == ["after a retry"]
+    assert retries and policy.transient_retries == len(retries)
+    assert seen_in_flight == [1] and policy.in_flight == 0
