@@ -44,7 +44,7 @@ def run(concurrency: int, scenarios: int, url: str, out: Path, workers: int = 1)
     env = dict(os.environ, OPENAI_API_KEY="bench", LITELLM_LOCAL_MODEL_COST_MAP="True")
     cmd = [sys.executable, "-m", "humanllm_dsl", "compile", str(ROOT / "specs"), "-o", str(out), "--no-progress",
            "--scenarios", str(scenarios), "--lm", "openai/bench", "--api-base", url,
-           "--concurrency", str(concurrency), "--no-cache", "--stage", "checklists", "--workers", str(workers)]
+           "--concurrency", str(concurrency), "--no-cache", "--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
