@@ -30,6 +30,7 @@ class Recorder(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: list[tuple[str, dict, dict]] = []
         self.reply = (200, {}, _completion("hi there"))
+        self.hang, self.release = 0.0, threading.Event()  # seconds each answer waits (unless released)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -43,6 +44,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self.server.release.wait(self.server.hang)
         status, headers, payload = self.server.reply
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
@@ -67,6 +69,7 @@ def _completion(text: str) -> dict:
 def server():
     s = Recorder()
     yield s
+    s.release.set()
     s.shutdown()
     s.server_close()
 
@@ -303,3 +306,20 @@ def test_inside_gated_an_lm_call_goes_through_the_callers_policy_and_counts_its_
     assert asyncio.run(run()) == ["after a retry"]
     assert retries and policy.transient_retries == len(retries)
     assert seen_in_flight == [1] and policy.in_flight == 0
+
+
+def test_an_async_request_to_a_server_that_never_answers_ends_at_the_engines_deadline(server, monkeypatch):
+    from humanllm_dsl.runtime import endpoint
+
+    monkeypatch.setattr(endpoint, "REQUEST_TIMEOUT", 0.3)
+    server.hang = 30
+    lm = make_lm(LMSpec("openai/m", api_base=server.url), cache=False)
+
+    async def run():
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(Exception) as caught:
+            await lm.acall(messages=MESSAGES)
+        return caught.value, asyncio.get_running_loop().time() - start
+
+    exc, took = asyncio.run(run())
+    assert took < 5 and is_transient(exc), repr(exc)

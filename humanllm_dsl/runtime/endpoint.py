@@ -48,16 +48,32 @@ def endpoint_key(key_env: str | None) -> str:
 MAX_CONNECTIONS = 4096
 
 
+#: Seconds one async request may take in all (the call policy's `--timeout` is usually shorter).
+REQUEST_TIMEOUT = 600.0
+
+
 def _transport(api_base: str, asynchronous: bool):
     """An lm15 transport for `api_base`. Whether the environment routes it through a proxy is
-    decided once here: left to lm15, it would read the whole environment on every request."""
+    decided once here: left to lm15, it would read the whole environment on every request.
+    The async transport has no per-read timeouts: lm15 runs each as a task of its own, four or
+    more a request; one deadline around the whole request (`REQUEST_TIMEOUT`) replaces them.
+    The sync one keeps them: a thread blocked on a socket cannot be cancelled."""
     from dspy._vendor.lm15.transports import StdlibAsyncTransport, StdlibTransport
     from dspy._vendor.lm15.transports._proxy import proxy_route_for
     from dspy._vendor.lm15.transports._url import parse_url
 
     proxied = proxy_route_for(parse_url(api_base), proxy=None, trust_env=True) is not None
-    kind = StdlibAsyncTransport if asynchronous else StdlibTransport
-    return kind(max_connections=MAX_CONNECTIONS, trust_env=proxied)
+    if not asynchronous:
+        return StdlibTransport(max_connections=MAX_CONNECTIONS, trust_env=proxied)
+    return StdlibAsyncTransport(max_connections=MAX_CONNECTIONS, trust_env=proxied, pool_timeout=None,
+                                read_timeout=None, write_timeout=None)
+
+
+def _timed_out():
+    """lm15's timeout error, which DSPy reports as a timeout (resent), not as an engine fault."""
+    from dspy._vendor.lm15.errors import RequestTimeoutError
+
+    return RequestTimeoutError(f"no answer within {REQUEST_TIMEOUT:g} s", provider="openai-chat")
 
 
 class _Saved:
@@ -121,10 +137,24 @@ class AsyncEndpointEngine(_Saved):
         return client
 
     async def complete(self, request):
-        return await self._client().complete(dataclasses.replace(request, model=wire_model(request.model)))
+        deadline = asyncio.timeout(REQUEST_TIMEOUT)
+        try:
+            async with deadline:
+                return await self._client().complete(dataclasses.replace(request, model=wire_model(request.model)))
+        except TimeoutError as exc:
+            raise _timed_out() if deadline.expired() else exc
 
     async def stream(self, request):
-        async for event in self._client().stream(dataclasses.replace(request, model=wire_model(request.model))):
+        events = aiter(self._client().stream(dataclasses.replace(request, model=wire_model(request.model))))
+        while True:
+            deadline = asyncio.timeout(REQUEST_TIMEOUT)  # between two events
+            try:
+                async with deadline:
+                    event = await anext(events)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise _timed_out() if deadline.expired() else exc
             yield event
 
     async def aclose(self) -> None:
