@@ -8,15 +8,30 @@ answer is parsed, validated and settled by the Generator as in the direct path (
 invalid answer or an error row goes into the next batch with its feedback, and after the last
 attempt into failures.jsonl. A slot's later stages join the next batch once its scenario is in.
 
-Every upload and batch is logged in `work/batches.jsonl` before the next step, so a restarted
-run polls the batches it already paid for instead of sending them again (a file uploaded but
-not yet made a batch is found by its input_file_id, or made one then).
+What a provider may do is handled as the direct path handles the same fault: output rows in any
+order (matched by custom_id only), an item answered with HTTP 429 or 5xx (in the error or the
+output file) or not answered by a completed batch is sent again as it was (a transient retry,
+up to the policy's max_retries; then it counts as a failed attempt), and an expired or cancelled
+batch's unrun items are sent again as they were. A batch that fails without blaming a line of
+its input (an enqueued-token limit, a provider fault) is sent again after a backoff, up to
+max_retries times; one that blames a line stops the run with the custom_ids it names. The
+files and batches endpoints are retried on transport faults, 429 and 5xx.
+
+Every upload is logged in `work/batches.jsonl` (its file id, its requests and the sha256 of the
+uploaded bytes) before `POST /batches`, and every batch id as soon as it is heard, so a
+restarted run polls the batches it already paid for instead of sending them again. A batch the
+provider made but whose id never reached us (a kill or a lost reply) is found by listing
+`GET /batches` for its input_file_id and the fingerprint set in its metadata, before any new
+batch is made from that file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -30,7 +45,7 @@ from dspy.utils.exceptions import (AdapterParseError, LMAuthError, LMError, LMPr
 from . import validate
 from .adapter import FastChatAdapter
 from .backends import LMSpec, no_answer
-from .calls import CallPolicy, TruncatedOutput
+from .calls import CallPolicy, Limits, TruncatedOutput, is_transient
 from .layout import Build
 from .lmconfig import LMConfig
 from .pipeline import Generator, LMUnavailable, Task, plain, truncated_problems
@@ -44,6 +59,11 @@ ENDPOINT = "/v1/chat/completions"
 WINDOW = "24h"
 _NOT_SENT = {"rollout_id", "num_retries", "cache", "api_base", "base_url", "api_key", "api_version"}  # client settings
 DONE = ("completed", "failed", "expired", "cancelled")  # a batch in any other status is still running
+UNRUN = ("batch_expired", "batch_cancelled")  # item error codes of requests a batch ended before running
+TRANSIENT_CODES = {"rate_limit_exceeded", "server_error", "internal_error", "service_unavailable", "timeout",
+                   "overloaded", "engine_overloaded"}
+FINGERPRINT = "humanllm_input"  # the metadata key holding the sha256 of a batch's input file
+log_ = logging.getLogger(__name__)
 PROGRAM_OF = dict(zip(WORK_STAGES, GENERATION_PROGRAMS, strict=True))
 
 
@@ -85,7 +105,7 @@ class BatchClient:
         self.base, self.policy = base.rstrip("/"), policy
         self.http = httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=policy.limits.timeout)
 
-    async def _send(self, method: str, path: str, **kw):
+    async def _send(self, method: str, path: str, retry: bool = True, **kw):
         import httpx
 
         async def once():
@@ -97,40 +117,76 @@ class BatchClient:
                 raise _http_error(method, path, reply)
             return reply
 
-        return await self.policy.run(once)
+        if retry:
+            return await self.policy.run(once)
+        return await asyncio.wait_for(once(), self.policy.limits.timeout)
 
-    async def upload(self, lines: list[dict]) -> str:
-        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
+    async def upload(self, data: bytes) -> str:
         reply = await self._send("POST", "/files", data={"purpose": "batch"},
                                  files={"file": ("batch.jsonl", data, "application/jsonl")})
         return reply.json()["id"]
 
-    async def create(self, file_id: str, stage: str) -> dict:
-        return (await self._send("POST", "/batches", json={
-            "input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": WINDOW,
-            "metadata": {"humanllm_stage": stage}})).json()
+    async def create(self, file_id: str, stage: str, fingerprint: str | None) -> dict:
+        """Make the batch of `file_id`. A create whose answer is lost (a timeout, a 5xx) may still
+        have made the batch, so before each retry the batch is looked for first."""
+        body = {"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": WINDOW,
+                "metadata": {"humanllm_stage": stage, **({FINGERPRINT: fingerprint} if fingerprint else {})}}
+        limits = self.policy.limits
+        for attempt in range(limits.max_retries + 1):
+            if attempt:
+                found = await self.find(file_id, fingerprint)
+                if found is not None:
+                    return found
+            try:
+                return (await self._send("POST", "/batches", retry=False, json=body)).json()
+            except Exception as exc:  # noqa: BLE001 - sorted right below
+                if not is_transient(exc) or attempt == limits.max_retries:
+                    raise
+                self.policy.transient_retries += 1
+                await asyncio.sleep(self.policy.delay(attempt, exc))
+        raise AssertionError("unreachable")
 
     async def get(self, batch_id: str) -> dict:
         return (await self._send("GET", f"/batches/{batch_id}")).json()
 
-    async def find(self, file_id: str) -> dict | None:
-        """The batch made from `file_id`, if any (a run killed between upload and the log line)."""
+    async def find(self, file_id: str, fingerprint: str | None) -> dict | None:
+        """The batch made from `file_id`, if any (a run killed, or a reply lost, between the
+        provider making it and us hearing its id): every page of `GET /batches` is read, as a
+        provider may list in any order; a batch whose metadata names another input is not ours."""
         after = None
         while True:
             params = {"limit": 100, **({"after": after} if after else {})}
             page = (await self._send("GET", "/batches", params=params)).json()
-            for batch in page.get("data") or []:
-                if batch.get("input_file_id") == file_id:
+            data = page.get("data") or []
+            for batch in data:
+                meta = batch.get("metadata") or {}
+                if batch.get("input_file_id") == file_id and meta.get(FINGERPRINT) in (None, fingerprint):
                     return batch
-            if not page.get("has_more") or not page.get("data"):
+            if not page.get("has_more") or not data:
                 return None
-            after = page.get("last_id") or page["data"][-1]["id"]
+            after = page.get("last_id") or data[-1]["id"]
 
-    async def lines(self, file_id: str | None) -> list[dict]:
+    async def lines(self, file_id: str | None) -> tuple[list[dict], list[str]]:
+        """The rows of an output or error file, and a note for each line that is not a JSON object.
+        Read as bytes (whatever the content type says), split at LF only: a JSON string may hold
+        U+2028 and other characters that str.splitlines takes for line ends."""
         if not file_id:
-            return []
-        text = (await self._send("GET", f"/files/{file_id}/content")).text
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+            return [], []
+        data = (await self._send("GET", f"/files/{file_id}/content")).content
+        rows, unreadable = [], []
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except ValueError as exc:  # UnicodeDecodeError is a ValueError
+                unreadable.append(f"{file_id} line {number}: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                unreadable.append(f"{file_id} line {number}: not a JSON object")
+        return rows, unreadable
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -145,13 +201,37 @@ def _http_error(method: str, path: str, reply) -> LMError:
     text = f"{method} {path}: HTTP {reply.status_code}: {message}"
     status = reply.status_code
     if status == 429:
-        hint = reply.headers.get("retry-after")
-        return LMRateLimitError(text, status=status, retry_after=float(hint) if hint else None)
+        return LMRateLimitError(text, status=status, retry_after=_retry_after(reply.headers))
     if status >= 500:
         return LMServerError(text, status=status)
     if status in (401, 403):
         return LMAuthError(text, status=status)
     return LMProviderError(text, status=status)
+
+
+def _retry_after(headers) -> float | None:
+    """Seconds a 429 asks us to wait: `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        hint = headers.get("retry-after")
+        if not hint:
+            return None
+        try:
+            return max(0.0, float(hint))
+        except ValueError:
+            return max(0.0, email.utils.parsedate_to_datetime(hint).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def jsonl(lines: list[dict]) -> bytes:
+    """A batch input file, as uploaded (its sha256 is the batch's fingerprint)."""
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
+
+
+def fingerprint(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 # ---- requests and answers ------------------------------------------------------------------
@@ -257,12 +337,14 @@ def _key(custom_id: str) -> tuple[str, str]:
 
 @attrs.define(eq=False)
 class Flight:
-    """A batch (or an uploaded file not yet a batch) and its requests by custom_id."""
+    """A batch (or an uploaded file not yet a batch) and its requests by custom_id, in upload order."""
 
     stage: str
     file: str
     requests: dict[str, Request]
     batch: str | None = None
+    sha: str | None = None
+    tries: int = 0  # batches of these requests that failed before this one
 
 
 class BatchDriver:
@@ -277,8 +359,14 @@ class BatchDriver:
         self.ready: dict[str, list[Task]] = {stage: [] for stage in self.stages}
         self.since: dict[str, float] = {}
         self.flights: list[Flight] = []
+        self.later: list[tuple[float, str, list[Task], int]] = []  # failed batches to send again: (when, stage, tasks, tries)
+        self.resends: dict[str, int] = {}  # custom_id -> transient resends of that attempt
         self.seq = max((row.get("seq", 0) for row in log.items.values()), default=0)
         self.clock = time.monotonic
+
+    @property
+    def policy(self) -> CallPolicy:
+        return self.g.policy or CallPolicy(Limits())
 
     def _write(self, row: dict) -> None:
         self.seq += 1
@@ -330,39 +418,65 @@ class BatchDriver:
                 self._queue(task)
                 continue
             file_id = where if kind == "file" else self.log.get(where)["file"]
-            flight = flights.setdefault(file_id, Flight(stage, file_id, {}, None if kind == "file" else where))
+            flight = flights.setdefault(file_id, Flight(stage, file_id, {}, None if kind == "file" else where,
+                                                        files[file_id].get("sha256")))
             request = request_of(task, self.adapter)
             flight.requests[request.line["custom_id"]] = request
-        self.flights = list(flights.values())
+        self.flights = [f for f in flights.values() if self._same_requests(f, files[f.file], slots)]
         return taken
+
+    def _same_requests(self, flight: Flight, file_row: dict, slots: dict) -> bool:
+        """Whether the requests rebuilt now are the bytes that were uploaded (a run restarted with
+        other settings or another humanllm would read answers to questions it did not ask).
+        If not, the flight is dropped from the log and its requests are queued to go again."""
+        if flight.sha is None:
+            return True
+        lines = [request_of(_restore(self.g.task(slots[_key(e[0])[0]], flight.stage), e), self.adapter).line
+                 for e in file_row["tasks"] if _key(e[0])[0] in slots]
+        if fingerprint(jsonl(lines)) == flight.sha:
+            return True
+        reason = "its requests, rebuilt now, differ from the uploaded file (other LM settings or version?)"
+        log_.warning("batch %s (file %s, %s): %s; they are sent again", flight.batch, flight.file, flight.stage,
+                     reason)
+        retry = [_entry(r.task) for r in flight.requests.values()]
+        self._write({**self._row(flight, "abandoned", reason=reason, retry=retry),
+                     "id": flight.batch or f"{flight.file}/abandoned"})
+        for request in flight.requests.values():
+            self._queue(request.task)
+        return False
 
     # -- one round: send what is due, look at what is in flight
     async def run(self) -> None:
         taken = self._resume()
         for flight in self.flights:
             if flight.batch is None:
-                await self._make_batch(flight)
+                await self._make_batch(flight, look=True)
         for slot in self.g.todo(self.stop):
             self._open(slot, taken)
-        while self.flights or any(self.ready.values()):
+        while self.flights or any(self.ready.values()) or self.later:
             await self._send_due()
-            if not self.flights:
-                continue
-            polled = await asyncio.gather(*(self.clients[f.stage].get(f.batch) for f in self.flights))
             moved = False
-            for flight, batch in list(zip(self.flights, polled)):
-                if batch.get("status") in DONE:
-                    await self._collect(flight, batch)
-                    moved = True
-            if not moved:
+            if self.flights:
+                polled = await asyncio.gather(*(self.clients[f.stage].get(f.batch) for f in self.flights))
+                for flight, batch in list(zip(self.flights, polled)):
+                    if batch.get("status") in DONE:
+                        await self._collect(flight, batch)
+                        moved = True
+            if not moved and (self.flights or self.later):
                 await asyncio.sleep(self._pause())
 
     def _pause(self) -> float:
-        waits = [self.options.wait - (self.clock() - t) for s, t in self.since.items() if self.ready[s]]
+        now = self.clock()
+        waits = [self.options.wait - (now - t) for s, t in self.since.items() if self.ready[s]]
+        waits += [when - now for when, *_ in self.later]
         return max(0.0, min([self.options.poll, *waits]))
 
     async def _send_due(self) -> None:
         now = self.clock()
+        due = [entry for entry in self.later if entry[0] <= now]
+        self.later = [entry for entry in self.later if entry[0] > now]
+        for _, stage, tasks, tries in due:
+            await self._submit(stage, tasks, tries)
         for stage, tasks in self.ready.items():
             while tasks and (len(tasks) >= self.options.size or not self.flights
                              or now - self.since.get(stage, now) >= self.options.wait):
@@ -373,51 +487,76 @@ class BatchDriver:
                     self.since[stage] = now
                 await self._submit(stage, part)
 
-    async def _submit(self, stage: str, tasks: list[Task]) -> None:
+    async def _submit(self, stage: str, tasks: list[Task], tries: int = 0) -> None:
         requests = {r.line["custom_id"]: r for r in (request_of(t, self.adapter) for t in tasks)}
         client = self.clients[stage]
-        file_id = await client.upload([r.line for r in requests.values()])
-        self._write({"id": file_id, "kind": "file", "stage": stage, "tasks": [_entry(t) for t in tasks]})
-        flight = Flight(stage, file_id, requests)
+        data = jsonl([r.line for r in requests.values()])
+        sha = fingerprint(data)
+        file_id = await client.upload(data)
+        # logged before the batch is asked for: a restart then finds the batch by this file
+        self._write({"id": file_id, "kind": "file", "stage": stage, "sha256": sha, "tasks": [_entry(t) for t in tasks]})
+        flight = Flight(stage, file_id, requests, sha=sha, tries=tries)
         self.flights.append(flight)
         await self._make_batch(flight)
 
-    async def _make_batch(self, flight: Flight) -> None:
+    async def _make_batch(self, flight: Flight, look: bool = False) -> None:
+        """Create the flight's batch; `look`: first look for one an earlier run made from its file."""
         client = self.clients[flight.stage]
-        batch = await client.find(flight.file) if flight.batch is None else None
-        batch = batch or await client.create(flight.file, flight.stage)
+        batch = await client.find(flight.file, flight.sha) if look else None
+        batch = batch or await client.create(flight.file, flight.stage, flight.sha)
         flight.batch = batch["id"]
         self._write(self._row(flight, "submitted"))
 
     def _row(self, flight: Flight, state: str, **extra) -> dict:
-        return {"id": flight.batch, "kind": "batch", "file": flight.file, "stage": flight.stage, "state": state,
-                "slots": sorted({r.task.slot.id for r in flight.requests.values()}),
+        return {"id": flight.batch or flight.file, "kind": "batch", "file": flight.file, "stage": flight.stage,
+                "state": state, "slots": sorted({r.task.slot.id for r in flight.requests.values()}),
                 "custom_ids": list(flight.requests), **extra}
+
+    def _resend(self, task: Task) -> bool:
+        """Send the task's attempt again as it was, counted as a transient retry (as the direct
+        path resends a call that met a 429 or 5xx); False once the policy's retries are spent."""
+        count = self.resends.get(task.rollout_id, 0)
+        if count >= self.policy.limits.max_retries:
+            return False
+        self.resends[task.rollout_id] = count + 1
+        task.usage.transient_retries += 1
+        self.policy.transient_retries += 1
+        return True
 
     async def _collect(self, flight: Flight, batch: dict) -> None:
         """Settle every answer of a finished batch; queue retries and the slots' next stages."""
         status = batch["status"]
         if status == "failed":
-            self._write(self._row(flight, "failed", errors=batch.get("errors")))
-            self.flights.remove(flight)
-            raise LMUnavailable(f"batch {flight.batch} ({flight.stage}) failed: {_errors(batch)}")
+            return self._failed(flight, batch)
         client = self.clients[flight.stage]
-        rows = {}
-        for row in await client.lines(batch.get("error_file_id")) + await client.lines(batch.get("output_file_id")):
-            if row.get("custom_id") in flight.requests:
-                rows.setdefault(row["custom_id"], row)  # an answer (output file, read last) wins over an error
-                if row.get("error") is None and (row.get("response") or {}).get("status_code") == 200:
-                    rows[row["custom_id"]] = row
+        errors, bad_errors = await client.lines(batch.get("error_file_id"))
+        answers, bad_answers = await client.lines(batch.get("output_file_id"))
+        rows, unknown = {}, 0
+        for row in errors + answers:
+            custom_id = row.get("custom_id")
+            if custom_id not in flight.requests:
+                unknown += 1
+                continue
+            rows.setdefault(custom_id, row)
+            if _answered(row):  # an answer wins over an error row for the same request
+                rows[custom_id] = row
         retry = []
         for custom_id, request in flight.requests.items():
             task, row = request.task, rows.get(custom_id)
             if task.slot.id in self.g.stores[task.stage]:
                 continue  # settled before a restart
-            if row is None or _unanswered(row):  # expired or cancelled before its turn: send it again as it was
+            if (row is None or _unrun(row)) and status != "completed":
+                retry.append(_entry(task))  # expired or cancelled before its turn: sent again as it was
+                self._queue(task)
+                continue
+            if (row is None or _transient(row)) and self._resend(task):
                 retry.append(_entry(task))
                 self._queue(task)
                 continue
-            out, problems = answer_of(request, row, self.adapter, self.prices[task.stage])
+            if row is None:
+                out, problems = None, ["the LM call failed: the batch completed without a row for this request"]
+            else:
+                out, problems = answer_of(request, row, self.adapter, self.prices[task.stage])
             if out is not None or not problems[0].startswith("the LM call failed"):
                 self.g.reached_lm = True
             result = self.g.settle(task, out, problems)
@@ -428,19 +567,77 @@ class BatchDriver:
             await self.g.finish(task, result)
             if result is not None and task.stage == "scenarios":
                 self._open(task.slot, set())
+        notes = {"unknown_rows": unknown} if unknown else {}
+        if bad_errors or bad_answers:
+            notes["unreadable"] = bad_errors + bad_answers
+            log_.warning("batch %s: unreadable lines in its files (their requests are sent again): %s",
+                         flight.batch, "; ".join(notes["unreadable"][:3]))
         self._write(self._row(flight, "done" if status == "completed" else status,
-                              counts=batch.get("request_counts"), retry=retry))
+                              counts=batch.get("request_counts"), retry=retry, **notes))
         self.flights.remove(flight)
 
+    def _failed(self, flight: Flight, batch: dict) -> None:
+        """A batch that failed as a whole: its requests go again after a backoff, unless the
+        provider blamed lines of the input (the same file would fail the same way) or the
+        policy's retries are spent; then the run stops with the provider's reason."""
+        self.flights.remove(flight)
+        tasks = [r.task for r in flight.requests.values() if r.task.slot.id not in self.g.stores[r.task.stage]]
+        data = (batch.get("errors") or {}).get("data") or []
+        blamed = any(isinstance(e, dict) and isinstance(e.get("line"), int) for e in data)
+        tries = flight.tries + 1
+        if blamed or tries > self.policy.limits.max_retries:
+            self._write(self._row(flight, "failed", errors=batch.get("errors")))
+            times = f" ({tries} times)" if tries > 1 else ""
+            raise LMUnavailable(f"batch {flight.batch} ({flight.stage}) failed{times}: "
+                                f"{_errors(batch, list(flight.requests))}")
+        for task in tasks:
+            task.usage.transient_retries += 1
+        self.policy.transient_retries += len(tasks)
+        self._write(self._row(flight, "failed", errors=batch.get("errors"), retry=[_entry(t) for t in tasks]))
+        if not tasks:
+            return
+        wait = self.policy.delay(flight.tries, LMServerError(_errors(batch, list(flight.requests))))
+        self.later.append((self.clock() + wait, flight.stage, tasks, tries))
 
-def _unanswered(row: dict) -> bool:
+
+def _answered(row: dict) -> bool:
+    response = row.get("response")
+    return row.get("error") is None and isinstance(response, dict) and response.get("status_code") == 200
+
+
+def _unrun(row: dict) -> bool:
     error = row.get("error") or {}
-    return row.get("response") is None and error.get("code") in ("batch_expired", "batch_cancelled")
+    return row.get("response") is None and isinstance(error, dict) and error.get("code") in UNRUN
 
 
-def _errors(batch: dict) -> str:
+def _transient(row: dict) -> bool:
+    """An item the provider could not run for a passing reason (HTTP 429 or 5xx, or an error code
+    saying so): the direct path would have sent it again."""
+    if _answered(row):
+        return False
+    response = row.get("response") if isinstance(row.get("response"), dict) else {}
+    status = response.get("status_code")
+    if isinstance(status, int) and (status == 429 or status >= 500):
+        return True
+    body = response.get("body") if isinstance(response.get("body"), dict) else {}
+    error = row.get("error") or body.get("error") or {}
+    code = (error.get("code") or error.get("type")) if isinstance(error, dict) else None
+    return code in TRANSIENT_CODES or (not status and not code)
+
+
+def _errors(batch: dict, custom_ids: list[str]) -> str:
+    """The provider's reasons for a failed batch, naming the requests of the lines it blamed."""
     data = (batch.get("errors") or {}).get("data") or []
-    return "; ".join(f"line {e.get('line')}: {e.get('message')}" for e in data[:5]) or "no reason given"
+
+    def one(error: dict) -> str:
+        line = error.get("line")
+        where = f"line {line}" if isinstance(line, int) else "the batch"
+        if isinstance(line, int) and 1 <= line <= len(custom_ids):
+            where += f" ({custom_ids[line - 1]})"
+        code = f" [{error['code']}]" if error.get("code") else ""
+        return f"{where}{code}: {error.get('message') or 'no message'}"
+
+    return "; ".join(one(e) for e in data[:5] if isinstance(e, dict)) or "no reason given"
 
 
 # ---- running it ----------------------------------------------------------------------------
