@@ -8,10 +8,13 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 import humanllm_dsl as h
 from humanllm_dsl.cli import main
 from humanllm_dsl.runtime.compile import CompileOptions, compile_dataset
+from humanllm_dsl.runtime.export import size_category
 from humanllm_dsl.testing.hub_server import FakeHub
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -103,3 +106,63 @@ def test_completion_scripts_cover_every_command(capsys):
         script = capsys.readouterr().out
         for command in ("compile", "train", "eval", "push", "completion", "--report-to"):
             assert command in script, (shell, command)
+
+
+def hub_list(name: str):
+    """A list of valid metadata values as the Hub's tooling ships it (datasets' own resources)."""
+    from importlib.resources import files
+
+    return json.loads(files("datasets.utils.resources").joinpath(name).read_text("utf-8"))
+
+
+def test_the_card_parses_as_the_hub_parses_it(build):
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    manifest = json.loads((build / "manifest.json").read_text("utf-8"))
+    card = DatasetCard.load(build / "README.md")
+    assert isinstance(card.data, DatasetCardData) and card.text.lstrip().startswith("# ")
+    data = card.data
+    assert data.license == "mit" and data.task_categories == ["text-generation"]
+    assert set(data.language) <= set(hub_list("languages.json"))
+    assert data.size_categories == [size_category(sum(manifest["splits"].values()))]
+    assert set(data.size_categories) <= set(hub_list("size_categories.json")) - {"unknown"}
+    assert data.pretty_name and all(isinstance(t, str) and t for t in data.tags)
+    assert DatasetCardData(**data.to_dict()).to_dict() == data.to_dict()  # round-trips through the Hub's class
+    counts = {"default": manifest["splits"], "sft": manifest["sft_samples"]}
+    for config in data.configs:
+        splits = [f["split"] for f in config["data_files"]]
+        assert splits == [s for s in SPLITS if counts[config["config_name"]][s]]  # every split with rows, by name
+        assert all((build / f["path"]).is_file() for f in config["data_files"])  # paths that exist
+    infos = {i["config_name"] for i in data.to_dict()["dataset_info"]}
+    assert infos == {c["config_name"] for c in data.configs} == {"default", "sft"}
+
+
+def hub_bounds(label: str) -> tuple[int, float]:
+    """The row range a size_categories label names: "10K<n<100K" -> (10_000, 100_000)."""
+    scale = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+    number = lambda text: int(text[:-1]) * scale[text[-1]] if text[-1] in scale else int(text)  # noqa: E731
+    if label.startswith("n<"):
+        return 0, number(label[2:])
+    if label.startswith("n>"):
+        return number(label[2:]), float("inf")
+    low, high = label.split("<n<")
+    return number(low), number(high)
+
+
+@given(st.integers(min_value=0, max_value=10**13))
+def test_size_category_is_the_hub_bucket_holding_n(n):
+    label = size_category(n)
+    assert label in hub_list("size_categories.json")
+    low, high = hub_bounds(label)
+    assert low <= n < high
+
+
+def test_a_build_with_empty_splits_loads_the_splits_it_has(tmp_path):
+    """datasets refuses a split with no rows, so the card names only the splits that hold some;
+    each loads with the manifest's count."""
+    out = tmp_path / "small"
+    compile_dataset(h.load(str(SPECS)), CompileOptions(out=out, scenarios=2, progress=None))
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    assert 0 in manifest["splits"].values()
+    loaded = datasets.load_dataset(str(out))
+    assert {s: loaded[s].num_rows for s in loaded} == {s: n for s, n in manifest["splits"].items() if n}

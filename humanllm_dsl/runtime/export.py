@@ -175,11 +175,12 @@ def _digest(path: Path) -> str | None:
 
 def size_category(n: int) -> str:
     """The Hub's `size_categories` value for n rows."""
-    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M")):
+    for bound, label in ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
+                         (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B"),
+                         (10**10, "1B<n<10B"), (10**11, "10B<n<100B"), (10**12, "100B<n<1T")):
         if n < bound:
             return label
-    return "1M<n<10M"
+    return "n>1T"
 
 
 def card_metadata(manifest: dict, stats: RecordStats) -> dict:
