@@ -6,6 +6,7 @@ DSPy optimiser, save and load it. Instructions come from `humanllm_dsl/templates
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Literal
@@ -217,11 +218,18 @@ class _Program(dspy.Module):
         return await self.predict.acall(**self._inputs(inputs), config=config or {})
 
     def _inputs(self, inputs: dict) -> dict:
-        if "feedback" in self.signature.input_fields:
+        names = _input_names(self.signature)
+        if "feedback" in names:
             inputs.setdefault("feedback", "")
-        if "patterns" in inputs and "patterns" in self.signature.input_fields:
+        if "patterns" in inputs and "patterns" in names:
             inputs["patterns"] = _pattern_input(inputs["patterns"], type(self).__name__)
         return inputs
+
+
+@functools.cache
+def _input_names(signature: type[dspy.Signature]) -> frozenset[str]:
+    """A signature's input field names (DSPy rebuilds `input_fields` on every access)."""
+    return frozenset(signature.input_fields)
 
 
 def _pattern_input(value, program: str) -> str:

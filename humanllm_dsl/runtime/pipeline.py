@@ -100,6 +100,7 @@ class Generator:
         self.vocabulary = validate.Vocabulary.of(lib.patterns)  # what no output may name or label
         self.on_record: Callable[[str], None] = lambda stage: None
         self._running: dict[str, tuple[dict, str] | None] = {}  # slots in run_slot -> _scenario_of
+        self._guarded_programs: dict[int, bool] = {}  # id(program) -> _guarded
         self.reached_lm = False  # a call has come back: from then on, failures are the answer's, not the setup's
 
     # -- one output: the task, one attempt's verdict, the stage row
@@ -209,13 +210,21 @@ class Generator:
             try:
                 if self.policy is None:
                     return await program.acall(**inputs)
-                if _guarded(program):  # the limits cover each LM request, not the program around it
+                if self._guarded(program):  # the limits cover each LM request, not the program around it
                     with gated(self.policy, _estimate_tokens(inputs), on_retry):
                         return await program.acall(**inputs)
                 return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs),
                                              on_retry=on_retry)
             finally:
                 _count_tokens(tracker, usage)
+
+    def _guarded(self, program: dspy.Module) -> bool:
+        """Whether every LM the program calls is a GuardedLM (which honours `calls.gated`)."""
+        found = self._guarded_programs.get(id(program))
+        if found is None:
+            lms = [p.lm or dspy.settings.lm for p in program.predictors()]
+            found = self._guarded_programs[id(program)] = bool(lms) and all(isinstance(lm, GuardedLM) for lm in lms)
+        return found
 
     def scenario_context(self, slot: Slot, scenario: dict) -> dict:
         """What the later stages see of a scenario: no checklist of either level (see P.pattern_brief)."""
@@ -285,12 +294,6 @@ def _count_tokens(tracker, usage: Usage) -> None:
             usage.prompt_tokens += int(entry.get("prompt_tokens") or 0)
             usage.completion_tokens += int(entry.get("completion_tokens") or 0)
             usage.cost += float(entry.get("cost") or 0.0)
-
-
-def _guarded(program: dspy.Module) -> bool:
-    """Whether every LM the program calls is a GuardedLM (which honours `calls.gated`)."""
-    lms = [p.lm or dspy.settings.lm for p in program.predictors()]
-    return bool(lms) and all(isinstance(lm, GuardedLM) for lm in lms)
 
 
 def _estimate_tokens(inputs: dict) -> int:
