@@ -62,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--seconds", type=float, default=8.0, help="about how long each run should take")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="about how long each run should take at the ideal rate (a short run is mostly "
+                             "ramp-up and tail: each scenario makes its calls one after another)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="processes (compared side by side)")
     args = parser.parse_args()
     server, url = start_server(args.latency)
