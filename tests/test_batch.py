@@ -337,3 +337,34 @@ def test_listing_matches_a_batch_by_input_file_and_fingerprint(tmp_path):
         assert asyncio.run(look(server, tagged, "not-this-input")) is None  # same file, another request set
         assert asyncio.run(look(server, plain, "abc"))["input_file_id"] == plain  # made by a run before fingerprints
         assert asyncio.run(look(server, "file-none", "abc")) is None
+
+
+def test_a_restart_with_other_lm_settings_cancels_the_batch_it_cannot_use_and_sends_its_requests_again(spec, tmp_path):
+    out = tmp_path / "s"
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+
+    def config(name: str, temperature: float, base: str) -> Path:
+        path = tmp_path / name
+        path.write_text(f'[lm]\nmodel = "openai/fake"\napi_base = "{base}"\ntemperature = {temperature}\n' + LIMITS)
+        return path
+
+    def command(cfg: Path) -> list[str]:
+        return ["compile", str(spec), "-o", str(out), "--no-progress", "--lm-config", str(cfg), "--scenarios", "8",
+                "--batch", *FAST]
+
+    with FakeBatchServer(delay=30.0) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "humanllm_dsl", *command(config("a.toml", 0.5, server.base_url))],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and server.created < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        first = next(iter(server.batches))
+        server.delay = 0.0
+        assert main(command(config("b.toml", 0.9, server.base_url))) == 0
+        assert server.batches[first]["status"] in ("cancelling", "cancelled")
+    log = read_jsonl(out / "work" / "batches.jsonl")
+    assert any(row.get("state") == "abandoned" for row in log)
+    assert len(read_jsonl(out / "records.jsonl")) == 8

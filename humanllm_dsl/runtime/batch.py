@@ -146,6 +146,9 @@ class BatchClient:
                 await asyncio.sleep(self.policy.delay(attempt, exc))
         raise AssertionError("unreachable")
 
+    async def cancel(self, batch_id: str) -> dict:
+        return (await self._send("POST", f"/batches/{batch_id}/cancel")).json()
+
     async def get(self, batch_id: str) -> dict:
         return (await self._send("GET", f"/batches/{batch_id}")).json()
 
@@ -359,6 +362,7 @@ class BatchDriver:
         self.ready: dict[str, list[Task]] = {stage: [] for stage in self.stages}
         self.since: dict[str, float] = {}
         self.flights: list[Flight] = []
+        self.abandoned: list[tuple[str, str]] = []  # (stage, batch id) whose requests went again: cancelled
         self.later: list[tuple[float, str, list[Task], int]] = []  # failed batches to send again: (when, stage, tasks, tries)
         self.resends: dict[str, int] = {}  # custom_id -> transient resends of that attempt
         self.seq = max((row.get("seq", 0) for row in log.items.values()), default=0)
@@ -443,11 +447,25 @@ class BatchDriver:
                      "id": flight.batch or f"{flight.file}/abandoned"})
         for request in flight.requests.values():
             self._queue(request.task)
+        if flight.batch is not None:
+            self.abandoned.append((flight.stage, flight.batch))
         return False
+
+    async def _cancel_abandoned(self) -> None:
+        """Cancel the batches whose requests are sent again, so they are not paid for twice (best
+        effort: a batch that ends first is billed as it ran; its answers are not read)."""
+        for stage, batch_id in self.abandoned:
+            try:
+                await self.clients[stage].cancel(batch_id)
+            except Exception as exc:  # noqa: BLE001 - logged; the run goes on without it
+                log_.warning("batch %s could not be cancelled (%s: %s); it may still be billed", batch_id,
+                             type(exc).__name__, exc)
+        self.abandoned.clear()
 
     # -- one round: send what is due, look at what is in flight
     async def run(self) -> None:
         taken = self._resume()
+        await self._cancel_abandoned()
         for flight in self.flights:
             if flight.batch is None:
                 await self._make_batch(flight, look=True)
