@@ -31,6 +31,7 @@ class Recorder(ThreadingHTTPServer):
         self.seen: list[tuple[str, dict, dict]] = []
         self.reply = (200, {}, _completion("hi there"))
         self.hang, self.release = 0.0, threading.Event()  # seconds each answer waits (unless released)
+        self.drops, self.chunked = 0, False  # connections to close unanswered; answer in chunks
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -45,7 +46,22 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         self.server.release.wait(self.server.hang)
+        if self.server.drops > 0:  # hang up without a word
+            self.server.drops -= 1
+            self.close_connection = True
+            return
         status, headers, payload = self.server.reply
+        if self.server.chunked:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for k in range(0, len(data), 7):
+                piece = data[k:k + 7]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/html" if isinstance(payload, bytes) else "application/json")
@@ -323,3 +339,11 @@ def test_an_async_request_to_a_server_that_never_answers_ends_at_the_engines_dea
 
     exc, took = asyncio.run(run())
     assert took < 5 and is_transient(exc), repr(exc)
+
+
+def test_a_dropped_connection_is_resent_and_a_chunked_answer_is_read(server):
+    server.drops, server.chunked = 2, True
+    lm = make_lm(LMSpec("openai/m", api_base=server.url), cache=False)
+    policy = CallPolicy(Limits(max_retries=3, backoff=0))
+    assert asyncio.run(policy.run(lambda: lm.acall(messages=MESSAGES))) == ["hi there"]
+    assert policy.transient_retries == 2 and len(server.seen) == 3
