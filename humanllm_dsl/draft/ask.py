@@ -9,6 +9,7 @@ from collections.abc import Callable
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
+from ..runtime.backends import run_program
 from ..runtime.calls import CallPolicy, TruncatedOutput, is_transient
 from ..runtime.errors import call_failed, describe, is_fatal, is_lm_error
 from ..runtime.pipeline import LMUnavailable, plain, truncated_problems
@@ -24,11 +25,10 @@ class Asker:
                   rollout: str) -> tuple[dict | None, list[str]]:
         """(the valid answer, []) or (None, the last attempt's problems)."""
         feedback, problems = "", []
-        tokens = sum(len(str(v)) for v in inputs.values()) // 4 + 1500
         for attempt in range(self.max_attempts):
             call = dict(inputs, feedback=feedback, config={"rollout_id": f"{rollout}/{attempt}"})
             try:
-                out = await self.policy.run(lambda: program.acall(**call), tokens=tokens)
+                out = await run_program(program, call, self.policy)
             except TruncatedOutput as exc:
                 self.reached_lm = True
                 problems = truncated_problems(exc)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +22,7 @@ from dspy.clients.cache import Cache
 from dspy.utils.callback import with_callbacks
 from dspy.utils.exceptions import LMTransportError
 
-from .calls import CallPolicy, TruncatedOutput, UsageMeter, current_gate
+from .calls import CallPolicy, TruncatedOutput, UsageMeter, current_gate, estimate_tokens, gated
 from .endpoint import AsyncEndpointEngine, EndpointEngine, dialect, speaks_chat_completions
 from .stages import OFFLINE
 
@@ -170,6 +172,34 @@ class GuardedLM(dspy.LM):
                 tracker.add_usage(self.model, usage)
         if self.meter is not None:
             self.meter.add(usage, entry.get("cost"), cached)
+
+
+_GUARDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # program -> _guarded(program)
+
+
+def _guarded(program: dspy.Module) -> bool:
+    """Whether every LM the program calls is a GuardedLM (which honours `calls.gated`); an
+    object that only quacks like a program (no predictors) cannot say, so it is not."""
+    found = _GUARDED.get(program)
+    if found is None:
+        predictors = getattr(program, "predictors", None)
+        lms = [p.lm or dspy.settings.lm for p in predictors()] if predictors else []
+        found = _GUARDED[program] = bool(lms) and all(isinstance(lm, GuardedLM) for lm in lms)
+    return found
+
+
+async def run_program(program: dspy.Module, inputs: dict, policy: CallPolicy | None,
+                      on_retry: Callable[[], None] | None = None):
+    """`program.acall(**inputs)` within `policy`'s limits (None: none). When every LM of the
+    program is a GuardedLM the limits cover each LM request alone (`calls.gated`), not the prompt
+    formatting and answer parsing around it; otherwise they cover the whole program call."""
+    if policy is None:
+        return await program.acall(**inputs)
+    tokens = estimate_tokens(inputs)
+    if _guarded(program):
+        with gated(policy, tokens, on_retry):
+            return await program.acall(**inputs)
+    return await policy.run(lambda: program.acall(**inputs), tokens=tokens, on_retry=on_retry)
 
 
 class GuardedCache(Cache):

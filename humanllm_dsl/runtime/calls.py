@@ -225,6 +225,11 @@ def current_gate() -> Gate | None:
     return _GATE.get()
 
 
+def estimate_tokens(inputs: dict) -> int:
+    """A rough token estimate of a program call (prompt plus a typical answer) for `--tpm`."""
+    return sum(len(str(v)) for v in inputs.values()) // 4 + 1500
+
+
 class UsageMeter:
     """Thread-safe totals of the LM calls of a run: calls, tokens, cost (USD, where known), and
     answers read back from the cache (their original tokens count too: they are what the answer

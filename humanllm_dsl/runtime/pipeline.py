@@ -29,8 +29,8 @@ from ..compiler import model as m
 from ..compiler import programs as P
 from ..compiler.plan import Plan, Slot
 from . import validate
-from .backends import GuardedLM
-from .calls import CallPolicy, TruncatedOutput, gated, is_transient
+from .backends import run_program
+from .calls import CallPolicy, TruncatedOutput, is_transient
 from .errors import call_failed, describe, is_fatal, is_lm_error, is_unexpected
 from .export import declared_interactions, interaction_json
 from .names import candidate_names
@@ -100,7 +100,6 @@ class Generator:
         self.vocabulary = validate.Vocabulary.of(lib.patterns)  # what no output may name or label
         self.on_record: Callable[[str], None] = lambda stage: None
         self._running: dict[str, tuple[dict, str] | None] = {}  # slots in run_slot -> _scenario_of
-        self._guarded_programs: dict[int, bool] = {}  # id(program) -> _guarded
         self.reached_lm = False  # a call has come back: from then on, failures are the answer's, not the setup's
 
     # -- one output: the task, one attempt's verdict, the stage row
@@ -208,23 +207,9 @@ class Generator:
 
         with track_usage() as tracker:
             try:
-                if self.policy is None:
-                    return await program.acall(**inputs)
-                if self._guarded(program):  # the limits cover each LM request, not the program around it
-                    with gated(self.policy, _estimate_tokens(inputs), on_retry):
-                        return await program.acall(**inputs)
-                return await self.policy.run(lambda: program.acall(**inputs), tokens=_estimate_tokens(inputs),
-                                             on_retry=on_retry)
+                return await run_program(program, inputs, self.policy, on_retry)
             finally:
                 _count_tokens(tracker, usage)
-
-    def _guarded(self, program: dspy.Module) -> bool:
-        """Whether every LM the program calls is a GuardedLM (which honours `calls.gated`)."""
-        found = self._guarded_programs.get(id(program))
-        if found is None:
-            lms = [p.lm or dspy.settings.lm for p in program.predictors()]
-            found = self._guarded_programs[id(program)] = bool(lms) and all(isinstance(lm, GuardedLM) for lm in lms)
-        return found
 
     def scenario_context(self, slot: Slot, scenario: dict) -> dict:
         """What the later stages see of a scenario: no checklist of either level (see P.pattern_brief)."""
@@ -294,11 +279,6 @@ def _count_tokens(tracker, usage: Usage) -> None:
             usage.prompt_tokens += int(entry.get("prompt_tokens") or 0)
             usage.completion_tokens += int(entry.get("completion_tokens") or 0)
             usage.cost += float(entry.get("cost") or 0.0)
-
-
-def _estimate_tokens(inputs: dict) -> int:
-    """A rough token estimate of a call (prompt plus a typical answer) for the tokens-per-minute limit."""
-    return sum(len(str(v)) for v in inputs.values()) // 4 + 1500
 
 
 def plain(prediction: dspy.Prediction) -> dict:
