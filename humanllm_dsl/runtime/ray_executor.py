@@ -29,14 +29,13 @@ from pathlib import Path
 import attrs
 
 from ..compiler.loader import UsageError
+from .backends import HF_PREFIX
 from .layout import Build
 from .pipeline import LMUnavailable, Usage
 from .share import Job, make_generator, make_lms, run_generator
 from .stages import GENERATION_PROGRAMS, work_stages
 from .store import JsonlStore, dumps
 from .workers import WorkerFailed
-
-HF_PREFIX = "hf:"
 
 
 class RayUnavailable(UsageError):
