@@ -35,12 +35,19 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_the_optimisation_example_in_the_docs_runs_with_the_offline_lm(tmp_path, monkeypatch):
+def test_the_examples_in_the_docs_run_with_the_offline_lm(tmp_path, monkeypatch, capsys):
+    from humanllm_dsl.runtime.compile import CompileOptions, compile_dataset
+
+    build = tmp_path / "build"
+    compile_dataset(h.load(str(ROOT / "specs")), CompileOptions(out=build, scenarios=2, progress=None))
     monkeypatch.chdir(ROOT)
     scope: dict = {}
     for block in _python_blocks():
-        exec(compile(block.replace('"scenario_program.json"', repr(str(tmp_path / "p.json"))), "python.md", "exec"),
-             scope)
+        block = block.replace('"scenario_program.json"', repr(str(tmp_path / "p.json")))
+        exec(compile(block.replace('Build("build")', f"Build({str(build)!r})"), "python.md", "exec"), scope)
+    ids = [json.loads(line)["id"] for line in h.Build(build).records.read_text("utf-8").splitlines()]
+    printed = capsys.readouterr().out.splitlines()
+    assert ids and [line.split()[0] for line in printed[:len(ids)]] == ids
     tuned, score = scope["tuned"], scope["score"]
     assert 0.0 <= score <= 1.0 and scope["baseline"] <= score
     assert tuned.predict.demos, "the optimiser kept no demonstration"

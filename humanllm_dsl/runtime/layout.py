@@ -15,7 +15,7 @@ import attrs
 class Build:
     """Paths of a build folder (written by `compile` or `merge`; read by eval, train, view)."""
 
-    root: Path
+    root: Path = attrs.field(converter=Path)
 
     @property
     def plan(self) -> Path:
