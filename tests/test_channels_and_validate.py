@@ -268,3 +268,16 @@ def test_feedback_names_the_attempt_and_speaks_the_models_terms():
         assert "Adapter" not in text and "LM Response" not in text and "pydantic" not in text.lower()
     cut = feedback_for(["the answer was cut off at the token limit (finish_reason=length); answer more briefly"], 0)
     assert "finish_reason" not in cut and "before [[ ## completed ## ]]" in cut
+
+
+def test_a_pattern_name_with_an_apostrophe_or_digits_is_still_found():
+    from types import SimpleNamespace
+
+    from humanllm_dsl.runtime.validate import Vocabulary
+
+    vocabulary = Vocabulary.of([
+        SimpleNamespace(id="parkinsons_law", name="Parkinson's Law", family="social_cognitive"),
+        SimpleNamespace(id="rule_of_72", name="Rule of 72 heuristic", family="social_cognitive")])
+    assert vocabulary.pattern_terms("It is just Parkinson's law at work.") == ["Parkinson's law"]
+    assert vocabulary.pattern_terms("the rule of 72 heuristics again") == ["rule of 72 heuristics"]
+    assert vocabulary.pattern_terms("a law of the land") == []

@@ -44,10 +44,12 @@ EVERYDAY_PHRASES = frozenset({
 # Terms that name the idea of a pattern without naming one.
 EXTRA_TERMS = ("cognitive bias", "cognitive distortion", "psychological pattern")
 
-_PLURAL = {"bias": "(?:bias|biases)", "fallacy": "(?:fallacy|fallacies)", "theory": "(?:theory|theories)",
-           "hypothesis": "(?:hypothesis|hypotheses)", "effect": "effects?", "error": "errors?", "rule": "rules?",
-           "principle": "principles?", "heuristic": "heuristics?", "pattern": "patterns?",
-           "distortion": "distortions?", "stereotype": "stereotypes?"}
+# Generic last words and their plurals, both accepted where a term ends in one.
+_PLURALS_OF = {"bias": ("biases",), "fallacy": ("fallacies",), "theory": ("theories",),
+               "hypothesis": ("hypotheses",), "effect": ("effects",), "error": ("errors",), "rule": ("rules",),
+               "principle": ("principles",), "heuristic": ("heuristics",), "pattern": ("patterns",),
+               "distortion": ("distortions",), "stereotype": ("stereotypes",)}
+_PLURAL = {word: "(?:" + "|".join(map(re.escape, (word, *plurals))) + ")" for word, plurals in _PLURALS_OF.items()}
 _SEP = r"[\s_\-]+"
 
 
@@ -82,20 +84,18 @@ def key_terms(pattern: PatternLike) -> list[str]:
     return out
 
 
-def _key_words(term: str) -> set[str]:
-    """The spellings of the word a text must hold for `term` to occur: its longest word, and that
-    word's plurals where `_term_regex` accepts them (a generic last word)."""
-    key = max(_words(term), key=len)
+_WORD = re.compile(r"[a-z]+")  # a word as `_word_set` cuts a text into words
+
+
+def _key_word(term: str) -> str:
+    """The longest word of `term`, cut as a text is cut (so "parkinson's law" -> "parkinson")."""
+    return max(_WORD.findall(term.lower()) or [term.lower()], key=len)
+
+
+def _key_words(key: str) -> set[str]:
+    """The spellings of a key word a text must hold for a term to occur: the word, and its plurals
+    where `_term_regex` accepts them (a generic last word)."""
     return {key, *_PLURALS_OF.get(key, ())}
-
-
-_PLURALS_OF = {"bias": ("biases",), "fallacy": ("fallacies",), "theory": ("theories",),
-               "hypothesis": ("hypotheses",), "effect": ("effects",), "error": ("errors",), "rule": ("rules",),
-               "principle": ("principles",), "heuristic": ("heuristics",), "pattern": ("patterns",),
-               "distortion": ("distortions",), "stereotype": ("stereotypes",)}
-
-
-_WORD = re.compile(r"[a-z]+")
 
 
 def _word_set(text: str) -> frozenset[str]:
@@ -154,13 +154,13 @@ class Vocabulary:
                 terms.update({t: p.id for t in key_terms(p)})
         grouped: dict[str, list[str]] = {}
         for term in terms:
-            grouped.setdefault(max(_words(term), key=len), []).append(term)
+            grouped.setdefault(_key_word(term), []).append(term)
         by_key = {}
         for key, group in grouped.items():
             alternation = "|".join(_term_regex(t) for t in sorted(group, key=len, reverse=True))
             found = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.I)
             by_key.update({spelling: found for spelling in _key_words(key)})
-        return cls(terms, frozenset(traits), by_key, frozenset(_words(t)[0] for t in traits))
+        return cls(terms, frozenset(traits), by_key, frozenset(_WORD.findall(t)[0] for t in traits if _WORD.search(t)))
 
     def may_flag(self, words: frozenset[str]) -> bool:
         """Whether a text with these words (`_word_set`) can hold a pattern term or a trait label."""
