@@ -229,16 +229,8 @@ class RecordError(ValueError):
 
 def load_record(data: object, where: str = "") -> Record:
     """A Record from a JSON object; RecordError (naming `where`, the id and the fields) if malformed."""
-    label = f"{where}: " if where else ""
-    if not isinstance(data, dict):
-        raise RecordError(f"{label}expected a JSON object, found {type(data).__name__}")
-    label += f"record `{data.get('id', '?')}`: "
-    try:
-        return converter.structure(map_shape(data), Record)
-    except cattrs.BaseValidationError as exc:
-        problems = [p.replace(" @ $.", " at ").replace(" @ $", "")
-                    for p in cattrs.transform_error(exc, format_exception=_describe)]
-        raise RecordError(label + "; ".join(problems[:5])) from None
+    return _structure(map_shape(data) if isinstance(data, dict) else data, Record, f"{where}: " if where else "",
+                      "record")
 
 
 def dump_record(record: Record) -> dict:
@@ -372,9 +364,3 @@ def load_manifest(data: object, where: str = "") -> Manifest:
     return _structure(data, Manifest, f"{where}: " if where else "", "manifest")
 
 
-def dump_manifest(manifest: Manifest) -> dict:
-    return converter.unstructure(manifest)
-
-
-converter.register_unstructure_hook(
-    Manifest, make_dict_unstructure_fn(Manifest, converter, _cattrs_omit_if_default=True))
