@@ -45,7 +45,8 @@ from dspy.utils.exceptions import (AdapterParseError, LMAuthError, LMError, LMPr
 from . import validate
 from .adapter import FastChatAdapter
 from .backends import LMSpec, no_answer
-from .calls import CallPolicy, Limits, TruncatedOutput, is_transient
+from .calls import CallPolicy, TruncatedOutput, is_transient
+from .errors import CALL_FAILED
 from .layout import Build
 from .lmconfig import LMConfig
 from .pipeline import Generator, LMUnavailable, Task, plain, truncated_problems
@@ -119,7 +120,8 @@ class BatchClient:
 
         if retry:
             return await self.policy.run(once)
-        return await asyncio.wait_for(once(), self.policy.limits.timeout)
+        async with asyncio.timeout(self.policy.limits.timeout):
+            return await once()
 
     async def upload(self, data: bytes) -> str:
         reply = await self._send("POST", "/files", data={"purpose": "batch"},
@@ -279,7 +281,7 @@ def answer_of(request: Request, row: dict, adapter: FastChatAdapter, price) -> t
         error = row.get("error") or (body or {}).get("error") or {}
         status = response.get("status_code") if isinstance(response, dict) else None
         where = ", ".join(str(x) for x in (f"HTTP {status}" if status else None, error.get("code")) if x)
-        return None, [f"the LM call failed: batch item ({where or 'error'}): {error.get('message') or 'no answer'}"]
+        return None, [f"{CALL_FAILED}batch item ({where or 'error'}): {error.get('message') or 'no answer'}"]
     tokens = body.get("usage") or {}
     prompt, completion = int(tokens.get("prompt_tokens") or 0), int(tokens.get("completion_tokens") or 0)
     usage.prompt_tokens += prompt
@@ -287,7 +289,7 @@ def answer_of(request: Request, row: dict, adapter: FastChatAdapter, price) -> t
     usage.cost += price(prompt, completion)
     missing = no_answer(SimpleNamespace(provider_data=body))
     if missing:
-        return None, [f"the LM call failed: {missing}"]
+        return None, [CALL_FAILED + missing]
     choice = body["choices"][0]
     if choice.get("finish_reason") == "length":
         return None, truncated_problems(TruncatedOutput("the answer was cut off at the token limit "
@@ -367,10 +369,7 @@ class BatchDriver:
         self.resends: dict[str, int] = {}  # custom_id -> transient resends of that attempt
         self.seq = max((row.get("seq", 0) for row in log.items.values()), default=0)
         self.clock = time.monotonic
-
-    @property
-    def policy(self) -> CallPolicy:
-        return self.g.policy or CallPolicy(Limits())
+        self.policy: CallPolicy = generator.policy  # the run's limits and its transient-retry count
 
     def _write(self, row: dict) -> None:
         self.seq += 1
@@ -572,10 +571,10 @@ class BatchDriver:
                 self._queue(task)
                 continue
             if row is None:
-                out, problems = None, ["the LM call failed: the batch completed without a row for this request"]
+                out, problems = None, [CALL_FAILED + "the batch completed without a row for this request"]
             else:
                 out, problems = answer_of(request, row, self.adapter, self.prices[task.stage])
-            if out is not None or not problems[0].startswith("the LM call failed"):
+            if out is not None or not problems[0].startswith(CALL_FAILED):
                 self.g.reached_lm = True
             result = self.g.settle(task, out, problems)
             if result is None and not task.failed:

@@ -11,9 +11,12 @@ def describe(exc: BaseException, limit: int = 300) -> str:
     return f"{type(exc).__name__}: {text if len(text) <= limit else text[:limit] + '...'}"
 
 
+CALL_FAILED = "the LM call failed: "  # how the reason of an answer that never came begins
+
+
 def call_failed(exc: BaseException) -> str:
     """The reason recorded for an answer whose LM call failed after the transport resends."""
-    return f"the LM call failed: {describe(exc)}"
+    return CALL_FAILED + describe(exc)
 
 
 def is_lm_error(exc: BaseException) -> bool:
