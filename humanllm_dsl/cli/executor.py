@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-EXECUTORS = ("local", "ray")
+from ..runtime.executors import EXECUTORS
 
 
 def add_executor_options(group, *, local: str, workers: str) -> None:

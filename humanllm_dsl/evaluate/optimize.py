@@ -196,19 +196,21 @@ def holistic_examples(o: OptimizeOptions) -> list:
     return out
 
 
-def conversation_examples(o: OptimizeOptions) -> list:
+def conversation_examples(o: OptimizeOptions, lib=None) -> list:
     """One example per scenario of the chosen split: the conversation program's inputs (as the
     compiler builds them, pattern definitions from the specs) and what the metric needs.
 
     Args:
         o: the options (`build`, `specs`, `split`).
+        lib: the library of `o.specs`, when already built.
     """
     import dspy
 
     from ..compiler import programs as P
     from . import data as D
 
-    lib = _library(o)
+    if lib is None:
+        lib = _library(o)
     declared = {(tuple(it.patterns), it.type): it for it in lib.interactions}
     turns_range = tuple(lib.dataset(None).turns)
     patterns = D.load_patterns(o.build)
@@ -240,7 +242,7 @@ def _library(o: OptimizeOptions):
     return result.library
 
 
-def conversation_metric_for(judge_lm, o: OptimizeOptions) -> Callable:
+def conversation_metric_for(judge_lm, o: OptimizeOptions, lib=None) -> Callable:
     """The conversation metric: 0.5 x format validity (no problem found by the compiler's
     conversation checks) + 0.5 x the judge's mean checklist score over the characters, mapped
     from [-1, 1] to [0, 1]. An invalid conversation is not judged (its judge half is 0).
@@ -249,10 +251,11 @@ def conversation_metric_for(judge_lm, o: OptimizeOptions) -> Callable:
         judge_lm: the LM that runs the checklist judge.
         o: the options (`specs`, `stdlib`): as in compile, a conversation may name no pattern of
             their whole library, not just of its own scenario.
+        lib: the library of `o.specs`, when already built.
     """
     from ..runtime.validate import Vocabulary
 
-    vocabulary = Vocabulary.of(_library(o).patterns)
+    vocabulary = Vocabulary.of((_library(o) if lib is None else lib).patterns)
 
     def metric(example, pred, trace=None):
         import dspy
@@ -285,6 +288,7 @@ class Target:
     program: Callable[[], object]          # a fresh module
     examples: Callable[[OptimizeOptions], list]
     metric: Callable[[object, OptimizeOptions], Callable]  # (judge LM, options) -> metric(example, pred, trace)
+    library: bool = False  # examples and metric take the specs' library (`lib=`), built once per run
 
 
 def _program(name: str) -> Callable[[], object]:
@@ -297,7 +301,7 @@ def _program(name: str) -> Callable[[], object]:
 TARGET_REGISTRY: dict[str, Target] = {
     "judge": Target(_program("judge"), judge_examples, lambda _lm, _o: judge_agreement),
     "holistic": Target(_program("holistic"), holistic_examples, lambda _lm, _o: holistic_agreement),
-    "conversation": Target(_program("conversation"), conversation_examples, conversation_metric_for),
+    "conversation": Target(_program("conversation"), conversation_examples, conversation_metric_for, library=True),
 }
 TARGETS = tuple(TARGET_REGISTRY)
 
@@ -415,7 +419,8 @@ def optimize(o: OptimizeOptions) -> dict:
     if o.optimizer not in OPTIMIZER_REGISTRY:
         raise OptimizeError(f"unknown optimizer `{o.optimizer}` (one of: {', '.join(OPTIMIZERS)})")
     target = TARGET_REGISTRY[o.target]
-    examples = target.examples(o)[:o.limit]
+    given = {"lib": _library(o)} if target.library else {}
+    examples = target.examples(o, **given)[:o.limit]
     if len(examples) < 2:
         raise OptimizeError(f"only {len(examples)} usable example(s) for `{o.target}`: need at least 2 "
                             f"(check that the sample ids match RECORD_ID/CHARACTER in {o.build})", data=True)
@@ -436,7 +441,7 @@ def optimize(o: OptimizeOptions) -> dict:
     lm = build(o.lm)
     judge_lm = lm if o.judge == o.lm else build(o.judge)
     reflection = lm if not o.reflection_lm else build(o.reflection_lm)
-    metric = target.metric(judge_lm, o)
+    metric = target.metric(judge_lm, o, **given)
     program = target.program()
     try:
         with dspy.context(lm=lm, adapter=FastChatAdapter()):

@@ -10,7 +10,6 @@ results equal a local run's. Ray itself is imported only by runtime/ray_executor
 
 from __future__ import annotations
 
-import math
 from contextlib import ExitStack
 
 import attrs
@@ -34,11 +33,11 @@ class EvalWorker:
         self.work: Work | None = None
 
     def run(self, kind: str, jobs: list):
-        """Yield ("result", result, usage) for each finished job."""
+        """Yield (result, usage so far) for each finished job."""
         if self.work is None:
             self.work = Work(self.o, self.judges)
         for result in self.work.results(kind, jobs):
-            yield "result", result, self.work.usage()
+            yield result, self.work.usage()
 
 
 class RayExecutor:
@@ -46,9 +45,8 @@ class RayExecutor:
 
     def __init__(self, o, judges: dict):
         workers = o.ray_workers or 1
-        share = attrs.evolve(o, concurrency=max(1, math.ceil(o.concurrency / workers)),
-                             rpm=o.rpm / workers if o.rpm else None, tpm=o.tpm / workers if o.tpm else None,
-                             progress=None)
+        limits = o.limits().share(workers)
+        share = attrs.evolve(o, concurrency=limits.concurrency, rpm=limits.rpm, tpm=limits.tpm, progress=None)
         gpu = any(spec.startswith(HF_PREFIX) for spec in (o.model, o.judge))
         env = forwarded_env()
         self._stack = ExitStack()
@@ -64,7 +62,7 @@ class RayExecutor:
     def map(self, kind: str, jobs: list, done) -> None:
         """Run the jobs on the workers; `done(result)` runs here as each result arrives."""
         def on_event(k: int, event: tuple) -> None:
-            _, result, usage = event
+            result, usage = event
             self.latest[k] = usage
             done(result)
 

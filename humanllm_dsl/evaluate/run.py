@@ -22,6 +22,7 @@ from pathlib import Path
 
 import attrs
 
+from ..runtime.executors import EXECUTORS
 from ..runtime.stages import OFFLINE
 from ..runtime.store import JsonFileError, JsonlStore, read_json_object, write_json
 from . import data as D
@@ -187,8 +188,8 @@ def evaluate(o: EvalOptions) -> dict:
 
 def _check_executor(o: EvalOptions) -> None:
     """Refuse executor options that cannot work, before any output is written (Ray missing too)."""
-    if o.executor not in ("local", "ray"):
-        raise EvalUsageError(f"--executor must be local or ray, not `{o.executor}`")
+    if o.executor not in EXECUTORS:
+        raise EvalUsageError(f"--executor must be {' or '.join(EXECUTORS)}, not `{o.executor}`")
     for flag, value in (("--ray-address", o.ray_address), ("--ray-workers", o.ray_workers)):
         if value is not None and o.executor != "ray":
             raise EvalUsageError(f"{flag} needs --executor ray")

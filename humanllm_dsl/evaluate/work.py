@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import attrs
 
+from ..runtime.errors import describe
 from ..runtime.stages import OFFLINE
 from . import judge as J
 from . import rollout as R
@@ -97,7 +98,7 @@ class Work:
         try:
             return sample.id, R.rollout(sample, self.model_lm, max_tokens=self.o.max_tokens, seed=self.o.seed), None
         except J.call_errors() as exc:
-            return sample.id, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            return sample.id, None, describe(exc)
 
     def judge(self, job: JudgeJob) -> dict:
         """The verdicts.jsonl (kind judge) or holistic.jsonl row of one judge run."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import math
 import random
 import threading
 import time
@@ -50,6 +51,13 @@ class Limits:
     max_retries: int = attrs.field(default=6, validator=attrs.validators.ge(0))
     backoff: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     backoff_max: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+
+    def share(self, workers: int) -> Limits:
+        """One of `workers` workers' part: calls in flight (at least one each), requests and
+        tokens per minute divided among them."""
+        return attrs.evolve(self, concurrency=max(1, math.ceil(self.concurrency / workers)),
+                            rpm=self.rpm / workers if self.rpm else None,
+                            tpm=self.tpm / workers if self.tpm else None)
 
 
 class TruncatedOutput(RuntimeError):

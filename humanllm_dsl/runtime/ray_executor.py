@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import queue
 import tempfile
@@ -35,7 +34,7 @@ from .pipeline import LMUnavailable, Usage
 from .share import Job, make_generator, make_lms, run_generator
 from .stages import GENERATION_PROGRAMS, work_stages
 from .store import JsonlStore, dumps
-from .workers import WorkerFailed
+from .workers import WorkerFailed, sum_usage
 
 
 class RayUnavailable(UsageError):
@@ -101,10 +100,7 @@ class SlotWorker:
 def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str | None = None) -> Usage:
     """Generate `slot_ids` on `workers` Ray workers; the limits are shared out among them.
     Returns the run's usage."""
-    limits = job.config.limits
-    share = attrs.evolve(limits, concurrency=max(1, math.ceil(limits.concurrency / workers)),
-                         rpm=limits.rpm / workers if limits.rpm else None,
-                         tpm=limits.tpm / workers if limits.tpm else None)
+    share = job.config.limits.share(workers)
     worker_job = Job(job.lib, job.dataset, job.plan, attrs.evolve(job.config, limits=share),
                      attrs.evolve(job.options, progress=None))
     out = job.options.out
@@ -125,7 +121,7 @@ def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str 
                 stage, row, usage = rest
                 latest[k] = Usage(**usage)
                 (failures if stage == "failures" else stores[stage]).append(row)
-                progress.advance(stage, _sum(latest.values()), 0, 0)
+                progress.advance(stage, sum_usage(latest.values()), 0, 0)
             else:  # "done", with the worker's final usage
                 latest[k] = Usage(**rest[0])
 
@@ -140,18 +136,11 @@ def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str 
             for store in (*stores.values(), failures):
                 store.close()
     raise_worker_errors(errors, (LMUnavailable, OSError))
-    return _sum(latest.values())
+    return sum_usage(latest.values())
 
 
 def _needs_gpu(job: Job) -> bool:
     return any(job.config.for_program(p).model.startswith(HF_PREFIX) for p in GENERATION_PROGRAMS)
-
-
-def _sum(usages) -> Usage:
-    total = Usage()
-    for usage in usages:
-        total.add(usage)
-    return total
 
 
 # The pieces every Ray executor (compile's here, eval's in evaluate/ray_eval.py) is made of.

@@ -7,11 +7,11 @@ orphans spending money."""
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import queue
 import threading
+from collections.abc import Iterable
 
 import attrs
 
@@ -26,12 +26,7 @@ class WorkerFailed(RuntimeError):
 def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
     """Generate `slot_ids` in `workers` processes; the limits (calls in flight, requests and
     tokens per minute) are shared out among them. Returns the run's usage."""
-
-
-    limits = job.config.limits
-    share = attrs.evolve(limits, concurrency=max(1, math.ceil(limits.concurrency / workers)),
-                         rpm=limits.rpm / workers if limits.rpm else None,
-                         tpm=limits.tpm / workers if limits.tpm else None)
+    share = job.config.limits.share(workers)
     job = Job(job.lib, job.dataset, job.plan, attrs.evolve(job.config, limits=share), job.options)
     ctx = multiprocessing.get_context("spawn")
     events = ctx.Queue()
@@ -53,7 +48,7 @@ def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
             if kind == "record":
                 stage, usage, in_flight, resent = rest
                 latest[k] = (Usage(**usage), in_flight, resent)
-                progress.advance(stage, _sum(u for u, _, _ in latest.values()),
+                progress.advance(stage, sum_usage(u for u, _, _ in latest.values()),
                                  sum(f for _, f, _ in latest.values()), sum(r for _, _, r in latest.values()))
                 continue
             running.discard(k)
@@ -77,10 +72,11 @@ def run_workers(job, slot_ids: list[str], workers: int, progress) -> Usage:
             raise error
     if errors:
         raise WorkerFailed(f"a compile worker failed: {errors[0]}")
-    return _sum(u for u, _, _ in latest.values())
+    return sum_usage(u for u, _, _ in latest.values())
 
 
-def _sum(usages) -> Usage:
+def sum_usage(usages: Iterable[Usage]) -> Usage:
+    """The usages added up (a fresh `Usage`; the given ones are left alone)."""
     total = Usage()
     for usage in usages:
         total.add(usage)

@@ -66,9 +66,10 @@ class ViewApp:
             self._local.db = I.connect(self.index)
         return self._local.db
 
-    def folder(self, key: str, kind: str) -> Folder:
-        if not key.isdigit() or int(key) >= len(self.folders) or self.folders[int(key)].kind != kind:
-            raise NotFound(f"no {kind} folder {key}")
+    def folder(self, key: str, kind: str | None = None) -> Folder:
+        """Folder `key`; NotFound unless it exists and (given a `kind`) is of that kind."""
+        if not key.isdigit() or int(key) >= len(self.folders) or kind not in (None, self.folders[int(key)].kind):
+            raise NotFound(f"no {kind + ' ' if kind else ''}folder {key}")
         return self.folders[int(key)]
 
     def patterns(self) -> dict[str, dict]:
@@ -246,8 +247,8 @@ class ViewApp:
         return self._render("drafts.html", drafts=self.drafts)
 
     def draft(self, params, key: str, name: str) -> str:
-        folder = self.folders[int(key)] if int(key) < len(self.folders) else None
-        found = next((d for d in folder.drafts if d.name == name), None) if folder else None
+        folder = self.folder(key)
+        found = next((d for d in folder.drafts if d.name == name), None)
         if found is None:
             raise NotFound(f"no draft {name}")
         try:

@@ -135,6 +135,13 @@ def load_page(draft: DraftFile) -> DraftPage:
         return {"n": next(counter), "field": field, "text": text, "line": row and row.get("line"),
                 "entries": [_entry(page.trace, r) for r in row["rests_on"]] if row else [], "traced": row is not None}
 
+    def mechanism_group(kind: str) -> list[list[dict]]:
+        """The page's mechanisms of `kind`, added (in first-seen order) when new."""
+        group = next((g for k, g in page.mechanisms if k == kind), None)
+        if group is None:
+            page.mechanisms.append((kind, group := []))
+        return group
+
     result = check_paths([draft.spec])
     pattern = next((p for p in result.library.patterns), None) if result.library else None
     if pattern is None:
@@ -145,21 +152,14 @@ def load_page(draft: DraftFile) -> DraftPage:
             if row["field"] == "definition":
                 page.definition.append(s)
             elif row["field"].startswith("mechanism "):
-                kind = row["field"].split(" ", 1)[1]
-                group = next((g for k, g in page.mechanisms if k == kind), None)
-                if group is None:
-                    page.mechanisms.append((kind, group := []))
-                group.append([s])
+                mechanism_group(row["field"].split(" ", 1)[1]).append([s])
             else:
                 page.manifestations.append(s)
         return page
     page.pattern = pattern
     page.definition = [sentence("definition", s) for s in sentences(pattern.definition)]
     for m in pattern.mechanisms:
-        group = next((g for k, g in page.mechanisms if k == m.kind), None)
-        if group is None:
-            page.mechanisms.append((m.kind, group := []))
-        group.append([sentence(f"mechanism {m.kind}", s) for s in sentences(m.text)])
+        mechanism_group(m.kind).append([sentence(f"mechanism {m.kind}", s) for s in sentences(m.text)])
     page.manifestations = [sentence("manifestation", x) for x in pattern.manifestations]
     page.gone = [{**row, "entries": [_entry(page.trace, r) for r in row["rests_on"]]}
                  for left in rows.values() for row in left]
