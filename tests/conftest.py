@@ -136,8 +136,6 @@ def page(browser):
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory) -> Path:
     """A small synthetic library (tests/libgen.py) of 24 scenarios, written once per module."""
-    from libgen import library_text
+    from libgen import write_library
 
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
-    return folder
+    return write_library(tmp_path_factory.mktemp("spec"), scenarios=24)

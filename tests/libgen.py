@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from pathlib import Path
 
 DIMS = ("extraversion", "agreeableness", "conscientiousness", "emotional_stability", "openness")
 
 
-def pattern_text(pid: str, trait_dim: str | None = None, pole: str = "positive", items: int = 12) -> str:
+def pattern_text(pid: str, trait_dim: str | None = None, pole: str = "positive", items: int = 12,
+                 mechanism_names_id: bool = True) -> str:
+    """A pattern; its mechanism names its id unless told otherwise (the offline engine never voices
+    a mechanism that names a pattern of its request)."""
     family = f"family trait\n  dimension {trait_dim}\n  pole {pole}" if trait_dim else "family social_cognitive"
     checklist = "\n".join(f'    "Does the character show behaviour {k} typical of {pid.replace("_", " ")} marker?"'
                           for k in range(items))
     return f'''pattern {pid} "{pid.replace("_", " ")} name" {{
   {family}
   definition "A test pattern called {pid}."
-  mechanism cognitive "Cognitive reason for {pid}."
+  mechanism cognitive "{f"Cognitive reason for {pid}" if mechanism_names_id else f"Cognitive reason number {zlib.crc32(pid.encode())}"}."
   manifestation "At work, {pid} shows in planning."
   manifestation "At home, {pid} shows in chores."
   manifestation "With friends, {pid} shows in talk."
@@ -31,18 +35,19 @@ def pattern_text(pid: str, trait_dim: str | None = None, pole: str = "positive",
 
 def library_text(n_social: int = 12, traits_per_pole: int = 2, scenarios: int = 40, seed: int = 7,
                  hold_social: int = 2, hold_trait: int = 2, id_eval: int = 4, ood_eval: int = 3, mixed_eval: int = 0,
-                 interactions: int = 20, rng_seed: int = 0, turns: str = "12..20", characters: str = "2..4") -> str:
+                 interactions: int = 20, rng_seed: int = 0, turns: str = "12..20", characters: str = "2..4",
+                 mechanism_names_id: bool = True) -> str:
     rng = random.Random(rng_seed)
     parts, social, traits = [], [], []
     for i in range(n_social):
         social.append(f"sc{i}")
-        parts.append(pattern_text(f"sc{i}"))
+        parts.append(pattern_text(f"sc{i}", mechanism_names_id=mechanism_names_id))
     for dim in DIMS:
         for pole in ("positive", "negative"):
             for k in range(traits_per_pole):
                 pid = f"{dim[:4]}_{pole[:3]}{k}"
                 traits.append((pid, dim))
-                parts.append(pattern_text(pid, dim, pole))
+                parts.append(pattern_text(pid, dim, pole, mechanism_names_id=mechanism_names_id))
     ids = social + [t for t, _ in traits]
     dim_of = dict(traits)
     seen = set()
@@ -76,6 +81,13 @@ def library_text(n_social: int = 12, traits_per_pole: int = 2, scenarios: int = 
 }}
 ''')
     return "\n".join(parts)
+
+
+def write_library(folder: Path, scenarios: int, **kw) -> Path:
+    """`folder` holding one library file, `library_text(scenarios=scenarios, **kw)`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lib.hpat").write_text(library_text(scenarios=scenarios, **kw), encoding="utf-8")
+    return folder
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -12,14 +12,7 @@ from humanllm_dsl.runtime.records import map_shape
 from humanllm_dsl.cli import main
 from humanllm_dsl.runtime import offline
 from humanllm_dsl.runtime.compile import CompileOptions, compile_dataset
-from libgen import library_text
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=24), encoding="utf-8")
-    return folder
+from libgen import read_jsonl, write_library
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +20,6 @@ def built(spec, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("out") / "build"
     assert main(["compile", str(spec), "-o", str(out), "--no-progress"]) == 0
     return out
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
 
 
 def test_outputs_exist_and_agree(built):
@@ -60,9 +49,25 @@ def test_outputs_exist_and_agree(built):
             assert not held & set(r["patterns"])
 
 
-def test_records_are_valid_and_traceable(built, spec):
+@pytest.fixture(scope="module")
+def voiced(tmp_path_factory) -> tuple[Path, Path]:
+    """A library whose mechanisms do not name their pattern (so the offline engine voices them),
+    and its build."""
+    spec = write_library(tmp_path_factory.mktemp("voiced"), scenarios=8, mechanism_names_id=False)
+    out = tmp_path_factory.mktemp("out") / "build"
+    assert main(["compile", str(spec), "-o", str(out), "--no-progress"]) == 0
+    return spec, out
+
+
+@pytest.mark.parametrize("names_id", [True, False])
+def test_records_are_valid_and_traceable(names_id, request):
+    spec, built = (request.getfixturevalue("spec"), request.getfixturevalue("built")) if names_id \
+        else request.getfixturevalue("voiced")
     lib = h.load(spec)
-    for r in map(map_shape, read_jsonl(built / "records.jsonl")):  # records store name-keyed maps as lists
+    rows = read_jsonl(built / "records.jsonl")
+    assert rows
+    voicing = 0
+    for r in map(map_shape, rows):  # records store name-keyed maps as lists
         names = [c["name"] for c in r["characters"]]
         assert 12 <= len(r["conversation"]) <= 20
         assert r["conversation"][0]["char"] != r["protagonist"] == r["conversation"][-1]["char"]
@@ -77,10 +82,14 @@ def test_records_are_valid_and_traceable(built, spec):
                for p in r["char2pattern"][r["protagonist"]] for mech in lib.pattern(p).mechanisms}
         items = {i.lower().rstrip("?") for p in r["patterns"] for i in lib.pattern(p).checklist}
         thoughts = [t["thought"].lower() for t in r["conversation"] if t["char"] == r["protagonist"]]
-        # (this library's mechanisms all name their pattern's id, so the engine may not voice them)
-        assert all(any(text[1:] in th for text in own) or th.startswith("let me see where") for th in thoughts)
+        assert thoughts
+        voices = [any(text[1:] in th for text in own) for th in thoughts]
+        assert all(v or th.startswith("let me see where") for v, th in zip(voices, thoughts))
+        voicing += sum(voices)
         assert not any(offline._phrase(i) in th for i in items for th in thoughts)
         assert all({"because", "expect"} <= set(i) for i in r["interactions"])
+    # a mechanism that names its pattern is never voiced; one that does not is
+    assert (voicing > 0) == (not names_id)
 
 
 def test_hf_datasetdict_loads(built):

@@ -14,7 +14,7 @@ ray = pytest.importorskip("ray")  # the CI installs the `ray` extra (scripts/tes
 from humanllm_dsl.cli import main  # noqa: E402
 from humanllm_dsl.runtime.stages import WORK_STAGES  # noqa: E402
 from humanllm_dsl.testing import FakeOpenAIServer  # noqa: E402
-from libgen import library_text, outputs  # noqa: E402
+from libgen import outputs, write_library  # noqa: E402
 
 
 
@@ -27,9 +27,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=12), encoding="utf-8")
-    return folder
+    return write_library(tmp_path_factory.mktemp("spec"), scenarios=12)
 
 
 def work_lines(folder: Path, stage: str) -> list[bytes]:

@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray")  # the CI installs the `ray` extra (scripts/tes
 from humanllm_dsl.cli import main  # noqa: E402
 from humanllm_dsl.runtime.offline import OfflineEngine  # noqa: E402
 from humanllm_dsl.testing import FakeOpenAIServer  # noqa: E402
-from libgen import library_text  # noqa: E402
+from libgen import write_library  # noqa: E402
 
 SCORES = ("IPE", "MPD", "holistic", "breakdowns", "samples", "rollouts", "judge")
 FILES = ("rollouts", "verdicts", "holistic", "failures")
@@ -28,8 +28,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory) -> Path:
-    spec, out = tmp_path_factory.mktemp("spec"), tmp_path_factory.mktemp("build")
-    (spec / "lib.hpat").write_text(library_text(scenarios=12), encoding="utf-8")
+    spec, out = write_library(tmp_path_factory.mktemp("spec"), scenarios=12), tmp_path_factory.mktemp("build")
     assert main(["compile", str(spec), "-o", str(out), "--no-progress"]) == 0
     return out
 

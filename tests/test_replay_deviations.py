@@ -13,13 +13,10 @@ from humanllm_dsl.runtime.channels import visible
 from humanllm_dsl.runtime.validate import Vocabulary
 from humanllm_dsl.testing import FakeOpenAIServer
 from humanllm_dsl.testing.deviations import HARMLESS, Deviations
+from libgen import read_jsonl
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 NAMES = ["sunk cost fallacy", "confirmation bias", "automation bias"]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,12 @@ from humanllm_dsl.cli import main
 from humanllm_dsl.runtime.backends import LMSpec
 from humanllm_dsl.runtime.lmconfig import ConfigError, load_config
 from humanllm_dsl.testing import FakeOpenAIServer, Faults
-from libgen import library_text, outputs
+from libgen import outputs, write_library
 
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("spec")
-    (folder / "lib.hpat").write_text(library_text(scenarios=8), encoding="utf-8")
-    return folder
+    return write_library(tmp_path_factory.mktemp("spec"), scenarios=8)
 
 
 @pytest.fixture(autouse=True)
