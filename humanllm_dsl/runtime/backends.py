@@ -19,6 +19,7 @@ import attrs
 import dspy
 
 from dspy.clients.cache import Cache
+from dspy.clients.execution import aexecute, finalize, prepare
 from dspy.utils.callback import with_callbacks
 from dspy.utils.exceptions import LMTransportError
 
@@ -133,8 +134,6 @@ class GuardedLM(dspy.LM):
         """dspy's `BaseLM.acall` without its worker-thread hop around preparing the request: the
         hop is there for reading local media files, which no program here sends, and costs the
         event loop more than the preparation itself."""
-        from dspy.clients.execution import aexecute, finalize, prepare
-
         call = prepare(self, prompt, messages, kwargs, asynchronous=True)
         return finalize(self, call, await aexecute(self, call))
 

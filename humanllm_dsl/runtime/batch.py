@@ -387,9 +387,9 @@ class BatchDriver:
             if (slot.id, "scenarios") not in taken:
                 self._queue(self.g.task(slot, "scenarios"))
             return
-        for stage in self.stages[1:]:
-            if slot.id not in stores[stage] and (slot.id, stage) not in taken:
-                self._queue(self.g.task(slot, stage))
+        later = [stage for stage in self.stages[1:] if slot.id not in stores[stage] and (slot.id, stage) not in taken]
+        for task in self.g.tasks(slot, later):
+            self._queue(task)
 
     def _resume(self) -> set:
         """Rebuild the batches in flight and the queued retries from the log; return the

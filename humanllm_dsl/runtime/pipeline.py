@@ -99,24 +99,37 @@ class Generator:
         self.declared = declared_interactions(lib)
         self.vocabulary = validate.Vocabulary.of(lib.patterns)  # what no output may name or label
         self.on_record: Callable[[str], None] = lambda stage: None
-        self._running: dict[str, tuple[dict, str] | None] = {}  # slots in run_slot -> _scenario_of
         self.reached_lm = False  # a call has come back: from then on, failures are the answer's, not the setup's
 
     # -- one output: the task, one attempt's verdict, the stage row
     def task(self, slot: Slot, stage: str) -> Task:
         """The task of `stage` for `slot` (a later stage reads the slot's finished scenario)."""
-        if stage == "scenarios":
-            rng = random.Random(f"{self.plan.seed}/{slot.id}/names")
-            names = candidate_names(rng, slot.characters + 2)
-            situation, domain = self.situations[slot.situation], self.domains[slot.domain]
-            inputs = dict(patterns=P.dumps([P.pattern_brief(self.by_id[p]) for p in slot.patterns]),
-                          interactions=P.dumps([interaction_json(i, self.declared) for i in slot.interactions]),
-                          situation=f"{situation.name}: {situation.description}",
-                          domain=f"{domain.name}: {domain.description}".rstrip(": "),
-                          character_count=slot.characters, candidate_names=names)
-            return Task(slot, stage, self.programs.scenario, inputs,
-                        lambda o: validate.scenario_problems(o, slot, names, self.vocabulary), lambda o: o)
-        scenario, shown = self._scenario_of(slot)
+        return self.tasks(slot, [stage])[0]
+
+    def tasks(self, slot: Slot, stages: list[str]) -> list[Task]:
+        """The tasks of `stages` for `slot`; the later stages share one reading of its scenario."""
+        out = [self._scenario_task(slot)] if "scenarios" in stages else []
+        later = [stage for stage in stages if stage != "scenarios"]
+        if later:
+            scenario = self.stores["scenarios"].get(slot.id)
+            shown = P.dumps(self.scenario_context(slot, scenario))
+            out += [self._later_task(slot, stage, scenario, shown) for stage in later]
+        return out
+
+    def _scenario_task(self, slot: Slot) -> Task:
+        rng = random.Random(f"{self.plan.seed}/{slot.id}/names")
+        names = candidate_names(rng, slot.characters + 2)
+        situation, domain = self.situations[slot.situation], self.domains[slot.domain]
+        inputs = dict(patterns=P.dumps([P.pattern_brief(self.by_id[p]) for p in slot.patterns]),
+                      interactions=P.dumps([interaction_json(i, self.declared) for i in slot.interactions]),
+                      situation=f"{situation.name}: {situation.description}",
+                      domain=f"{domain.name}: {domain.description}".rstrip(": "),
+                      character_count=slot.characters, candidate_names=names)
+        return Task(slot, "scenarios", self.programs.scenario, inputs,
+                    lambda o: validate.scenario_problems(o, slot, names, self.vocabulary), lambda o: o)
+
+    def _later_task(self, slot: Slot, stage: str, scenario: dict, shown: str) -> Task:
+        """A stage after the scenario; `shown` is what it sees of the scenario (no checklist)."""
         context = dict(scenario=shown)
         if stage == "conversations":
             return Task(slot, stage, self.programs.conversation,
@@ -133,17 +146,6 @@ class Generator:
                         lambda o: validate.variation_problems(o, scenario, self.vocabulary),
                         lambda o: {"variation": o})
         raise ValueError(f"unknown stage `{stage}`")
-
-    def _scenario_of(self, slot: Slot) -> tuple[dict, str]:
-        """The slot's finished scenario and what the later stages see of it; built once while
-        `run_slot` takes the slot through its stages."""
-        found = self._running.get(slot.id)
-        if found is None:
-            scenario = self.stores["scenarios"].get(slot.id)
-            found = (scenario, P.dumps(self.scenario_context(slot, scenario)))
-            if slot.id in self._running:
-                self._running[slot.id] = found
-        return found
 
     def settle(self, task: Task, out: dict | None, problems: list[str]) -> dict | None:
         """Count one attempt: `out` is the parsed answer (plain data), or None with the
@@ -225,18 +227,19 @@ class Generator:
         """Take one slot through every stage up to `stop`, skipping stages already on disk. The
         later stages each need only the scenario, so a failed conversation, checklist or
         variation does not stop the others; a failed scenario stops the slot."""
-        self._running[slot.id] = None
-        try:
-            for stage in work_stages(stop):
-                if slot.id in self.stores[stage]:
-                    continue
-                task = self.task(slot, stage)
-                row = await self._attempt(task)
-                await self.finish(task, row)
-                if row is None and stage == "scenarios":
-                    return
-        finally:
-            del self._running[slot.id]
+        stages = [stage for stage in work_stages(stop) if slot.id not in self.stores[stage]]
+        if stages[:1] == ["scenarios"]:
+            if not await self._settle_task(self.task(slot, "scenarios")):
+                return
+            stages = stages[1:]
+        for task in self.tasks(slot, stages):
+            await self._settle_task(task)
+
+    async def _settle_task(self, task: Task) -> bool:
+        """Attempt the task until it has a valid answer or none is left; write what it came to."""
+        row = await self._attempt(task)
+        await self.finish(task, row)
+        return row is not None
 
     async def run(self, stop: str, concurrency: int) -> None:
         """Run every slot up to stage `stop` in plan order, with `concurrency` LM calls in flight.
