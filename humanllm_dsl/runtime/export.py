@@ -3,7 +3,7 @@ the manifest and the dataset card."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import shutil
 from collections import Counter
@@ -116,61 +116,64 @@ SHAREGPT_INFO = {"formatting": "sharegpt", "columns": {"messages": "conversation
 
 
 def export(out: Path, *, max_tokens: int | None = None, hf: bool = True) -> dict[str, int]:
-    """Write sft/ and hf/ from splits/, streaming record by record. Returns SFT sample counts per split."""
+    """Write sft/ and hf/ from splits/ in one pass per split, record by record. Returns SFT sample
+    counts per split."""
     build = Build(out)
     info, sample_counts = {}, {}
+    if build.hf.exists():
+        shutil.rmtree(build.hf)  # a copy from an earlier run (or format) is replaced whole
     for split in m.SPLITS:
-        with writing(build.sft_messages(split), build.sharegpt(split)) as (messages, sharegpt):
+        with writing(build.sft_messages(split), build.sharegpt(split)) as (messages, sharegpt), \
+                ParquetSplit(build, split) if hf else contextlib.nullcontext() as parquet:
             for record in read_split(out, split):
                 for sample in sft.samples(record, max_tokens):
                     messages.write(sample)
                     sharegpt.write(sft.to_sharegpt(sample))
+                if parquet is not None:
+                    parquet.write(record)
         sample_counts[split] = messages.count
         info[f"humanllm_{split}"] = {"file_name": build.sharegpt(split).name, **SHAREGPT_INFO}
     write_json(build.dataset_info, info)
-    if hf:
-        save_hf(out)
     return sample_counts
 
 
 HF_BATCH = 100  # records per Parquet row group: a record is ~20 KB, so memory stays small at any size
 
 
-def save_hf(out: Path) -> None:
-    """`hf/data/<split>-00000-of-00001.parquet`: the records of each non-empty split with their
-    Arrow types (`schema.RECORD`), written 100 at a time, so memory stays flat however large the
-    dataset. `datasets.load_dataset("BUILD/hf")` gives a DatasetDict of the splits."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class ParquetSplit:
+    """`hf/data/<split>-00000-of-00001.parquet`: a split's records with their Arrow types
+    (`schema.RECORD`), written 100 at a time, so memory stays flat however large the dataset; no
+    file for a split with no record. `datasets.load_dataset("BUILD/hf")` gives a DatasetDict."""
 
-    schema = arrow_schema(RECORD)
-    folder = Build(out).hf / "data"
-    if Build(out).hf.exists():
-        shutil.rmtree(Build(out).hf)  # a copy from an earlier run (or format) is replaced whole
-    for split in m.SPLITS:
-        if _digest(Build(out).split(split)) is None:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{split}-00000-of-00001.parquet"
-        batch = []
-        with pq.ParquetWriter(path, schema) as writer:
-            for record in read_split(out, split):
-                batch.append(stored_shape(record))  # builds from before the one shape held name-keyed maps
-                if len(batch) == HF_BATCH:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                    batch = []
-            if batch:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    def __init__(self, build: Build, split: str):
+        self.path = build.hf / "data" / f"{split}-00000-of-00001.parquet"
+        self.batch: list[dict] = []
+        self.writer = None
 
+    def write(self, record: dict) -> None:
+        self.batch.append(stored_shape(record))  # builds from before the one shape held name-keyed maps
+        if len(self.batch) == HF_BATCH:
+            self._flush()
 
-def _digest(path: Path) -> str | None:
-    """A short sha256 of a split file, or None when it holds no record."""
-    sha, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-            size += len(block.strip())
-    return sha.hexdigest()[:16] if size else None
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = arrow_schema(RECORD)
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, schema)
+        self.writer.write_table(pa.Table.from_pylist(self.batch, schema=schema))
+        self.batch = []
+
+    def __enter__(self) -> "ParquetSplit":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.batch and exc[0] is None:
+            self._flush()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def size_category(n: int) -> str:
