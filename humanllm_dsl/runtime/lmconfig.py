@@ -37,7 +37,7 @@ import cattrs
 
 from .backends import LMSpec
 from .calls import Limits
-from .stages import GENERATION_PROGRAMS, PROGRAMS
+from .stages import GENERATION_PROGRAMS, OFFLINE, PROGRAMS
 _SECRET_KEYS = {"api_key", "key", "token", "password", "secret"}
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
@@ -59,6 +59,10 @@ class LMConfig:
         """Raise ValueError if a key the config names by `api_key_env` is missing from the environment."""
         for name in names:
             self.for_program(name).key()
+
+    def offline(self, names=GENERATION_PROGRAMS) -> bool:
+        """Whether every program is answered by the offline engine (no cache, no fsync per line)."""
+        return all(self.for_program(name).model == OFFLINE for name in names)
 
     def models(self, names=GENERATION_PROGRAMS) -> dict[str, str]:
         """Program -> model label, for the manifest."""

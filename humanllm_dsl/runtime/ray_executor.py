@@ -104,7 +104,7 @@ def run_ray(job: Job, slot_ids: list[str], workers: int, progress, address: str 
     worker_job = Job(job.lib, job.dataset, job.plan, attrs.evolve(job.config, limits=share),
                      attrs.evolve(job.options, progress=None))
     out = job.options.out
-    durable = any(job.config.for_program(p).model != "offline" for p in GENERATION_PROGRAMS)
+    durable = not job.config.offline()
     stages = work_stages(job.options.stage)
     gpu = _needs_gpu(job)
     env = forwarded_env(spec.api_key_env for spec in (job.config.lm, *job.config.programs.values()))

@@ -14,11 +14,10 @@ from ..compiler import model as m
 from ..compiler.plan import Plan
 from . import loop as event_loop
 from .adapter import FastChatAdapter
-from .backends import OFFLINE, configure_cache, make_lm
+from .backends import configure_cache, make_lm
 from .calls import CallPolicy, Limits
 from .layout import Build
 from .lmconfig import LMConfig
-from .offline import MODEL as OFFLINE_MODEL
 from .pipeline import Generator, LMUnavailable, Programs, Usage
 from .progress import Progress
 from .stages import GENERATION_PROGRAMS
@@ -75,7 +74,7 @@ def make_lms(job: Job) -> dict[str, dspy.LM]:
                 raise LMUnavailable(f"`{spec.model}`: {exc}") from None
             made[spec].keep_history = False
         lms[name] = made[spec]
-    if not all(spec.model == OFFLINE for spec in made):
+    if not config.offline():
         configure_cache(options.cache_dir or Build(options.out).cache, options.cache)
     return lms
 
@@ -84,9 +83,9 @@ def make_generator(job: Job, slot_ids, lms: dict[str, dspy.LM], failures, repair
     """The Generator for `slot_ids`, writing to the output folder's work files."""
     options, plan = job.options, job.plan
     wanted = set(slot_ids)
-    offline = all(lm.model == OFFLINE_MODEL for lm in lms.values())
     return Generator(job.lib, job.dataset, plan, Build(options.out).work_dir, failures, options.max_attempts,
-                     Programs(job.lib, lms, replace=_saved_programs(options.programs)), durable=not offline,
+                     Programs(job.lib, lms, replace=_saved_programs(options.programs)),
+                     durable=not job.config.offline(),
                      policy=CallPolicy(job.config.limits), slots=[s for s in plan.slots if s.id in wanted],
                      repair=repair)
 
