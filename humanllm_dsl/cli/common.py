@@ -64,11 +64,12 @@ def add_specs_option(parser, what: str) -> None:
     add_stdlib_option(parser)
 
 
-def spec_paths(args) -> list[str]:
-    """The `--specs` paths; a usage error when there are none and no standard library."""
-    if not args.specs and not use_stdlib(args):
-        raise UsageError("give --specs files or folders with --no-stdlib")
-    return list(args.specs)
+def spec_paths(args, attr: str = "specs", what: str = "spec files or folders") -> list[str]:
+    """The spec paths in `args.<attr>`; a usage error when there are none and no standard library."""
+    paths = getattr(args, attr)
+    if not paths and not use_stdlib(args):
+        raise UsageError(f"give {what} with --no-stdlib")
+    return list(paths)
 
 
 def load(paths: Sequence[str], stdlib: bool = False) -> LoadResult:

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..compiler.loader import UsageError, check_paths
 from ..runtime.stages import EXPORT, PLAN, STAGES
 from .common import (DISK_FULL, EXIT_FAILURES, EXIT_OK, EXIT_SPEC, InputError, add_stdlib_option, print_diagnostics,
-                     progress_mode, use_stdlib)
+                     progress_mode, spec_paths, use_stdlib)
 from .executor import add_executor_options
 
 
@@ -89,9 +89,7 @@ def cmd_compile(args) -> int:
     """Errors of planning, the LM, the work files and the workers go up to the table in `cli`."""
     from ..runtime.compile import compile_dataset
 
-    if not args.specs and not use_stdlib(args):
-        raise UsageError("give spec files or folders with --no-stdlib")
-    result = check_paths(args.specs, stdlib=use_stdlib(args))
+    result = check_paths(spec_paths(args), stdlib=use_stdlib(args))
     if result.errors:
         print_diagnostics(result)
         return EXIT_SPEC

@@ -249,7 +249,7 @@ def cmd_optimize(args) -> int:
     options = OptimizeOptions(
         target=args.target, build=args.build, out=args.out, optimizer=args.optimizer, human=args.human,
         rollouts=args.rollouts, lm=args.lm, judge=args.judge, reflection_lm=args.reflection_lm,
-        api_base=args.api_base, specs=tuple(spec_paths(args) if args.target == "conversation" else args.specs),
+        api_base=args.api_base, specs=tuple(spec_paths(args, what="--specs files or folders") if args.target == "conversation" else args.specs),
         stdlib=use_stdlib(args),
         split=args.split, limit=args.limit,
         val_fraction=args.val_fraction, max_demos=args.max_demos, budget=args.budget, seed=args.seed,

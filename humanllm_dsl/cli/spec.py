@@ -9,7 +9,7 @@ from ..compiler.loader import check_paths, display
 from ..compiler.model import DIMENSIONS, FAMILIES, POLES
 from ..syntax.diagnostics import HpatError
 from ..syntax.diagnostics import plural
-from .common import EXIT_OK, EXIT_SPEC, EXIT_USAGE, add_stdlib_option, load, print_diagnostics, use_stdlib
+from .common import EXIT_OK, EXIT_SPEC, add_stdlib_option, load, print_diagnostics, spec_paths, use_stdlib
 
 
 def add_commands(sub) -> None:
@@ -58,18 +58,8 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_show)
 
 
-def _paths(args) -> list[str] | None:
-    """The spec paths; None (after a message) when there are none and no standard library."""
-    if not args.paths and not use_stdlib(args):
-        print(f"humanllm {args.command}: give spec files or folders with --no-stdlib", file=sys.stderr)
-        return None
-    return args.paths
-
-
 def cmd_check(args) -> int:
-    paths = _paths(args)
-    if paths is None:
-        return EXIT_USAGE
+    paths = spec_paths(args, "paths")
     result = load(paths, stdlib=use_stdlib(args))
     if result.errors:
         return EXIT_SPEC
@@ -133,9 +123,7 @@ def cmd_fmt(args) -> int:
 def cmd_dump(args) -> int:
     from ..compiler.model import to_json
 
-    paths = _paths(args)
-    if paths is None:
-        return EXIT_USAGE
+    paths = spec_paths(args, "paths")
     result = load(paths, stdlib=use_stdlib(args))
     if result.errors:
         return EXIT_SPEC
@@ -148,9 +136,7 @@ def cmd_dump(args) -> int:
 
 def _browsable(args):
     """The library `list` and `show` browse (a warning does not stop them), or an exit code."""
-    paths = _paths(args)
-    if paths is None:
-        return EXIT_USAGE
+    paths = spec_paths(args, "paths")
     result = check_paths(paths, stdlib=use_stdlib(args))
     if result.library is None:
         print_diagnostics(result)
