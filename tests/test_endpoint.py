@@ -30,6 +30,7 @@ class Recorder(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: list[tuple[str, dict, dict]] = []
         self.reply = (200, {}, _completion("hi there"))
+        self.replies: list[tuple] = []  # answered first, one request each, before `reply`
         self.hang, self.release = 0.0, threading.Event()  # seconds each answer waits (unless released)
         self.drops, self.chunked = 0, False  # connections to close unanswered; answer in chunks
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -50,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.drops -= 1
             self.close_connection = True
             return
-        status, headers, payload = self.server.reply
+        status, headers, payload = self.server.replies.pop(0) if self.server.replies else self.server.reply
         if self.server.chunked:
             data = json.dumps(payload).encode()
             self.send_response(status)
@@ -142,21 +143,12 @@ def test_server_errors_keep_their_meaning_for_the_call_policy(server, status, he
 
 
 def test_the_policy_resends_a_rate_limited_call_through_the_engine(server):
-    server.reply = (429, {"Retry-After": "0"}, {"error": {"message": "slow down", "type": "rate_limit_error"}})
+    server.replies = [(429, {"Retry-After": "0"}, {"error": {"message": "slow down", "type": "rate_limit_error"}})]
+    server.reply = (200, {}, _completion("second time"))
     lm = make_lm(LMSpec("openai/m", api_base=server.url), cache=False)
     policy = CallPolicy(Limits(max_retries=3, backoff=0))
-
-    async def run():
-        async def flip():
-            await asyncio.sleep(0.05)
-            server.reply = (200, {}, _completion("second time"))
-        flipping = asyncio.create_task(flip())
-        out = await policy.run(lambda: lm.acall(messages=MESSAGES))
-        await flipping
-        return out
-
-    assert asyncio.run(run()) == ["second time"]
-    assert policy.transient_retries >= 1
+    assert asyncio.run(policy.run(lambda: lm.acall(messages=MESSAGES))) == ["second time"]
+    assert policy.transient_retries == 1 and len(server.seen) == 2
 
 
 # -- grouped fsyncs --------------------------------------------------------------------------
@@ -300,25 +292,26 @@ def test_a_call_that_hangs_past_the_timeout_is_abandoned_and_sent_again():
 def test_inside_gated_an_lm_call_goes_through_the_callers_policy_and_counts_its_retries(server):
     from humanllm_dsl.runtime.calls import gated
 
-    server.reply = (503, {}, {"error": {"message": "busy", "type": "server_error"}})
+    server.replies = [(503, {}, {"error": {"message": "busy", "type": "server_error"}})]
+    server.reply = (200, {}, _completion("after a retry"))
+    server.hang = 0.2  # each answer waits, so the call is seen in flight
     lm = make_lm(LMSpec("openai/m", api_base=server.url), cache=False)
     policy, retries = CallPolicy(Limits(concurrency=1, max_retries=3, backoff=0)), []
     seen_in_flight = []
 
     async def run():
-        async def recover():
+        async def watch():
             while not server.seen:
                 await asyncio.sleep(0.01)
             seen_in_flight.append(policy.in_flight)
-            server.reply = (200, {}, _completion("after a retry"))
-        healing = asyncio.create_task(recover())
+        watching = asyncio.create_task(watch())
         with gated(policy, tokens=10, on_retry=lambda: retries.append(1)):
             out = await lm.acall(messages=MESSAGES)
-        await healing
+        await watching
         return out
 
     assert asyncio.run(run()) == ["after a retry"]
-    assert retries and policy.transient_retries == len(retries)
+    assert retries == [1] and policy.transient_retries == 1
     assert seen_in_flight == [1] and policy.in_flight == 0
 
 
